@@ -126,6 +126,7 @@ pub struct Graph {
     outputs: Vec<ValueId>,
     store: WeightStore,
     names: HashSet<String>,
+    next_anon: u64,
 }
 
 impl Graph {
@@ -136,13 +137,21 @@ impl Graph {
 
     // ---- values ------------------------------------------------------------------------
 
+    /// A unique name: `wanted` if free, else `wanted_1`, `wanted_2`, ...; unnamed values
+    /// get the next free number (`0`, `1`, ...).
     fn fresh_name(&mut self, wanted: &str) -> String {
-        let base = if wanted.is_empty() { "v" } else { wanted };
-        let mut name = base.to_string();
-        let mut i = 1;
-        while self.names.contains(&name) || (wanted.is_empty() && name == "v") {
-            name = format!("{base}_{i}");
-            i += 1;
+        let mut name = wanted.to_string();
+        if wanted.is_empty() {
+            while name.is_empty() || self.names.contains(&name) {
+                name = self.next_anon.to_string();
+                self.next_anon += 1;
+            }
+        } else {
+            let mut i = 1;
+            while self.names.contains(&name) {
+                name = format!("{wanted}_{i}");
+                i += 1;
+            }
         }
         self.names.insert(name.clone());
         name

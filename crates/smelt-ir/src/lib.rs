@@ -30,6 +30,7 @@ pub use error::{IrError, IrResult};
 pub use graph::{ConstId, Graph, Node, NodeId, ValueData, ValueDef, ValueId, WeightStore};
 pub use lowfloat::FloatFormat;
 pub use op::OpKind;
+pub use pass::{Pass, PassContext, PassManager, PassRegistry, PassReport, Pipeline};
 
 pub use shape::{Dim, Shape};
 pub use tensor::{Element, Tensor};
