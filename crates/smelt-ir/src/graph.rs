@@ -554,13 +554,33 @@ impl Graph {
         self.store = fresh;
     }
 
-    /// Parameters: total logical elements of all float constants.
+    /// Replace symbolic dims by sizes everywhere (`batch` → 1); returns how many dims
+    /// changed. Run [`Graph::infer_types`] afterwards to propagate.
+    pub fn bind_dims(&mut self, sizes: &HashMap<String, u64>) -> usize {
+        let mut changed = 0;
+        for v in &mut self.values {
+            if let Some(dims) = v.ty.shape.0.as_mut() {
+                for d in dims.iter_mut() {
+                    if let crate::shape::Dim::Sym(s) = d {
+                        if let Some(&k) = sizes.get(s.as_str()) {
+                            *d = crate::shape::Dim::Known(k);
+                            changed += 1;
+                        }
+                    }
+                }
+            }
+        }
+        changed
+    }
+
+    /// Parameters: total logical elements of the float constants of rank ≥ 1 (scalars such
+    /// as ε or √2 are fixed hyper-constants, not learned weights).
     pub fn parameter_count(&self) -> u64 {
         self.dag
             .node_weights()
             .filter_map(|n| n.constant)
             .filter_map(|c| self.store.get(c))
-            .filter(|c| c.dtype().is_float())
+            .filter(|c| c.dtype().is_float() && !c.shape().is_empty())
             .map(|c| c.shape().iter().product::<usize>() as u64)
             .sum()
     }
