@@ -1,0 +1,68 @@
+//! `smelt run`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use smelt::{Driver, PassContext, Tensor};
+
+use crate::inputs::{load_inputs, parse_binding};
+use crate::opt::{load, parse_dim};
+
+/// Arguments of `smelt run`.
+#[derive(Args)]
+pub struct RunArgs {
+    /// Model file (.onnx or .smelt).
+    pub model: PathBuf,
+    /// An input as NAME=FILE.npy (repeatable; every model input is needed).
+    #[arg(short = 'i', long = "input", value_name = "NAME=FILE.npy", value_parser = parse_binding)]
+    pub inputs: Vec<(String, PathBuf)>,
+    /// Write each output to DIR/<output name>.npy.
+    #[arg(long = "output-dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Run this pass pipeline first.
+    #[arg(short = 'p', long = "pipeline", default_value = "")]
+    pub pipeline: String,
+    /// Fix a symbolic dim, e.g. `--dim batch=1`.
+    #[arg(long = "dim", value_name = "NAME=SIZE", value_parser = parse_dim)]
+    pub dims: Vec<(String, u64)>,
+}
+
+pub fn run(a: RunArgs) -> Result<()> {
+    let mut model = load(&a.model, &a.dims)?;
+    Driver::new().pass_manager(&a.pipeline)?.run(&mut model.graph, &mut PassContext::default())?;
+    let inputs = load_inputs(&model.graph, &a.inputs)?;
+    let named: Vec<(&str, Tensor)> = inputs.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    let t0 = std::time::Instant::now();
+    let outputs = model.run_interp(&named)?;
+    eprintln!("ran in {:.1} ms (interpreter)", t0.elapsed().as_secs_f64() * 1e3);
+    if let Some(dir) = &a.output_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    for (name, t) in &outputs {
+        println!("{name}: {}{:?} {}", t.dtype(), t.shape(), preview(t));
+        if let Some(dir) = &a.output_dir {
+            let file = dir.join(format!("{}.npy", sanitize(name)));
+            smelt::ir::npy::write_npy_file(&file, t)?;
+        }
+    }
+    Ok(())
+}
+
+/// Output names may contain `/`; keep file names inside the output folder.
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' }).collect()
+}
+
+/// The first few values of a tensor.
+pub fn preview(t: &Tensor) -> String {
+    let vals: Vec<String> = match t.dtype() {
+        smelt::DType::F32 => t.to_vec::<f32>().unwrap_or_default().iter().take(6).map(|v| format!("{v:.5}")).collect(),
+        d if d.is_int() || d == smelt::DType::Bool => {
+            t.to_i64_vec().unwrap_or_default().iter().take(6).map(i64::to_string).collect()
+        }
+        _ => vec![],
+    };
+    let more = if t.len() > vals.len() { ", ..." } else { "" };
+    format!("[{}{more}]", vals.join(", "))
+}

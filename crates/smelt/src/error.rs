@@ -1,0 +1,31 @@
+//! The facade's error type.
+
+use std::path::PathBuf;
+
+/// Anything that can fail in smelt, with where it happened.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// IR, verification, inference or pass errors.
+    #[error(transparent)]
+    Ir(#[from] smelt_ir::IrError),
+    /// ONNX import errors.
+    #[error(transparent)]
+    Onnx(#[from] smelt_onnx::OnnxError),
+    /// Interpreter errors.
+    #[error(transparent)]
+    Interp(#[from] smelt_interp::InterpError),
+    /// Reading or writing a file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// A mistake in how smelt was called (bad input name, wrong shape, ...).
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Result alias for the facade.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,51 @@
+//! A loaded model.
+
+use std::path::{Path, PathBuf};
+
+use smelt_ir::Graph;
+
+use crate::error::{Error, Result};
+
+/// A model: its graph and where it came from.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The graph.
+    pub graph: Graph,
+    /// The file it was loaded from.
+    pub path: PathBuf,
+}
+
+impl Model {
+    /// Import an ONNX model (weights stay memory-mapped).
+    pub fn from_onnx(path: impl AsRef<Path>) -> Result<Model> {
+        let path = path.as_ref();
+        let graph = smelt_onnx::import_file(path)?;
+        Ok(Model { graph, path: path.to_path_buf() })
+    }
+
+    /// Parse a model in the textual IR (its constants must be inline).
+    pub fn from_text_file(path: impl AsRef<Path>) -> Result<Model> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?;
+        let graph = smelt_ir::text::parse(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+        Ok(Model { graph, path: path.to_path_buf() })
+    }
+
+    /// Load by extension: `.onnx` or `.smelt`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Model> {
+        let path = path.as_ref();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("smelt") => Model::from_text_file(path),
+            Some("onnx") => Model::from_onnx(path),
+            _ => Err(Error::Usage(format!(
+                "{}: unknown model format (expected .onnx or .smelt)",
+                path.display()
+            ))),
+        }
+    }
+
+    /// Run the model with the reference interpreter.
+    pub fn run_interp(&self, inputs: &[(&str, smelt_ir::Tensor)]) -> Result<Vec<(String, smelt_ir::Tensor)>> {
+        Ok(smelt_interp::run(&self.graph, inputs)?)
+    }
+}
