@@ -137,9 +137,9 @@ mod tests;
 mod util;
 mod value;
 
-/// ONNX `TensorProto.DataType` codes and the dtypes they name. FP6 has no ONNX code;
+/// ONNX `TensorProto.DataType` codes and the dtypes they name (FP6: 27, 28);
 /// the `*FNUZ` FP8 variants (18, 20) are different formats and are not mapped.
-const ONNX_CODES: [(i64, DType); 20] = [
+const ONNX_CODES: [(i64, DType); 22] = [
     (1, DType::F32),
     (2, DType::U8),
     (3, DType::I8),
@@ -160,6 +160,8 @@ const ONNX_CODES: [(i64, DType); 20] = [
     (22, DType::I4),
     (23, DType::F4E2M1),
     (24, DType::E8M0),
+    (27, DType::F6E2M3),
+    (28, DType::F6E3M2),
 ];
 
 /// The dtype named by an ONNX `TensorProto.DataType` code (as used by Cast's `to`,
@@ -168,7 +170,8 @@ pub fn dtype_from_onnx_code(code: i64) -> Option<DType> {
     ONNX_CODES.iter().find(|(c, _)| *c == code).map(|(_, d)| *d)
 }
 
-/// The ONNX `TensorProto.DataType` code of a dtype, or `None` when ONNX has none (FP6).
+/// The ONNX `TensorProto.DataType` code of a dtype (FP6 uses the codes onnx 1.23 added,
+/// 27 and 28), or `None` for dtypes ONNX cannot express.
 pub fn onnx_code_of(dtype: DType) -> Option<i64> {
     ONNX_CODES
         .iter()

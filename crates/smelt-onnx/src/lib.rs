@@ -1,1 +1,29 @@
-//! ONNX import.
+//! # smelt-onnx
+//!
+//! ONNX import for smelt's graph IR: [`import_file`] memory-maps a model and builds a
+//! typed [`Graph`](smelt_ir::Graph) whose constants point into the mapping, so weights
+//! are never copied. The protobuf schema ([`proto`]) is hand-written prost structs that
+//! a later export encodes with.
+//!
+//! Model files are untrusted input: every size is checked against the bytes present
+//! before anything is allocated, external data cannot leave the model's folder, and
+//! every failure is an [`OnnxError`] naming the file, node, tensor or value concerned.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod attr;
+mod dtype;
+mod error;
+mod external;
+mod import;
+mod mapping;
+mod opset;
+pub mod proto;
+mod tensor;
+mod types;
+
+pub use dtype::{dtype_from_onnx, onnx_code_of, onnx_type_name};
+pub use error::{OnnxError, OnnxResult, UnsupportedOp};
+pub use import::{import_bytes, import_file, import_model_bytes, import_model_file, Imported};
+pub use opset::{MAX_OPSET, MIN_OPSET};

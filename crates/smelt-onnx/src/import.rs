@@ -1,0 +1,489 @@
+//! ONNX model → [`Graph`].
+//!
+//! The model is decoded in one go from a [`Bytes`] buffer (for files: a memory mapping),
+//! so initializer data stays a slice of the file. The graph is then built in ONNX order,
+//! which the ONNX spec requires to be topological: graph inputs, initializers, then the
+//! nodes one at a time. Each node's output types are inferred right after it is added
+//! (and merged with any `value_info` / graph-output declaration), so every node sees
+//! fully typed inputs.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use bytes::Bytes;
+use prost::Message;
+use smelt_ir::infer::{infer_node, merge_types};
+use smelt_ir::{Attrs, Constant, DType, Graph, IrError, OpKind, Tensor, TensorType, ValueId};
+
+use crate::attr::convert_attr;
+use crate::error::{OnnxError, OnnxResult, UnsupportedOp};
+use crate::external::ExternalFiles;
+use crate::mapping::map_file;
+use crate::opset::{default_opset, is_default_domain, reduce_axes_from_attr};
+use crate::proto::{GraphProto, ModelProto, NodeProto};
+use crate::tensor::decode_tensor;
+use crate::types::declared_type;
+
+/// An imported model: the graph plus the model metadata worth keeping.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The graph; its `name` is the ONNX graph's name.
+    pub graph: Graph,
+    /// The default-domain (`ai.onnx`) opset the model was written against.
+    pub opset: i64,
+    /// The ONNX IR version of the file.
+    pub ir_version: i64,
+    /// The producing tool (`producer_name`, e.g. `pytorch`).
+    pub producer_name: String,
+    /// The producing tool's version.
+    pub producer_version: String,
+}
+
+/// Import the ONNX model at `path`. See [`import_model_bytes`] for what is accepted.
+pub fn import_file(path: &Path) -> OnnxResult<Graph> {
+    import_model_file(path).map(|m| m.graph)
+}
+
+/// Import an ONNX model held in memory. External data, if any, is resolved inside
+/// `base_dir`; with `None` a model with external data is refused.
+pub fn import_bytes(data: Bytes, base_dir: Option<&Path>) -> OnnxResult<Graph> {
+    import_model_bytes(data, base_dir).map(|m| m.graph)
+}
+
+/// Like [`import_file`], also returning the model's metadata. The file is memory-mapped
+/// and initializer data is not copied; external data is resolved next to the file.
+pub fn import_model_file(path: &Path) -> OnnxResult<Imported> {
+    let data = map_file(path)?;
+    let base = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    import_model_bytes(data, Some(base))
+}
+
+/// Import an ONNX model held in memory, returning the graph and the model's metadata.
+///
+/// - The default-domain opset must be in [`MIN_OPSET`](crate::MIN_OPSET)..=
+///   [`MAX_OPSET`](crate::MAX_OPSET); older op forms are rewritten to the IR's (the
+///   reductions' `axes` attribute before opset 18 becomes a constant input 1).
+/// - Initializers and `Constant` nodes become constants named after their value. An
+///   initializer that is also listed as a graph input (a default value the caller may
+///   override in ONNX) becomes a constant and is not a graph input.
+/// - Every node's op must be known to smelt; otherwise the error lists all unknown ones.
+/// - Graph inputs and outputs must be tensors.
+pub fn import_model_bytes(data: Bytes, base_dir: Option<&Path>) -> OnnxResult<Imported> {
+    // Decoding from `Bytes` makes `raw_data` fields slices of `data`, not copies.
+    let model = ModelProto::decode(data)?;
+    let opset = default_opset(&model.opset_import)?;
+    let gp = model.graph.as_ref().ok_or(OnnxError::NoGraph)?;
+    let unsupported = unsupported_ops(gp);
+    if !unsupported.is_empty() {
+        return Err(OnnxError::UnsupportedOps(unsupported));
+    }
+    let graph = Builder::new(gp, opset, base_dir)?.build()?;
+    Ok(Imported {
+        graph,
+        opset,
+        ir_version: model.ir_version.unwrap_or_default(),
+        producer_name: model.producer_name.clone().unwrap_or_default(),
+        producer_version: model.producer_version.clone().unwrap_or_default(),
+    })
+}
+
+/// Every node whose op smelt does not know, in model order.
+fn unsupported_ops(gp: &GraphProto) -> Vec<UnsupportedOp> {
+    gp.node
+        .iter()
+        .filter(|n| {
+            let op = n.op_type.as_deref().unwrap_or_default();
+            !is_default_domain(n.domain.as_deref().unwrap_or_default())
+                || OpKind::from_onnx(op).is_none()
+        })
+        .map(|n| UnsupportedOp {
+            op_type: n.op_type.clone().unwrap_or_default(),
+            domain: n.domain.clone().unwrap_or_default(),
+            node: n.name.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Graph construction state.
+struct Builder<'m> {
+    gp: &'m GraphProto,
+    opset: i64,
+    graph: Graph,
+    ext: ExternalFiles,
+    /// ONNX value name → IR value.
+    values: HashMap<&'m str, ValueId>,
+    /// Declared types of values (value_info and graph outputs), for merging.
+    declared: HashMap<&'m str, TensorType>,
+    /// Every name the model uses, so synthesized constants never take one.
+    model_names: HashSet<&'m str>,
+}
+
+impl<'m> Builder<'m> {
+    fn new(gp: &'m GraphProto, opset: i64, base_dir: Option<&Path>) -> OnnxResult<Builder<'m>> {
+        let mut declared = HashMap::new();
+        for vi in &gp.value_info {
+            // value_info is an optional hint about intermediate values; an entry smelt
+            // cannot read (a sequence-typed value, an exotic dtype) gives no hint rather
+            // than failing a model whose nodes may still be fine.
+            match (vi.name.as_deref(), declared_type(vi)) {
+                (Some(name), Ok(Some(ty))) => {
+                    declared.insert(name, ty);
+                }
+                (_, Err(e)) => tracing::debug!("ignoring value_info entry: {e}"),
+                _ => {}
+            }
+        }
+        for vi in &gp.output {
+            // Graph outputs, unlike value_info, must be tensors.
+            if let (Some(name), Some(ty)) = (vi.name.as_deref(), declared_type(vi)?) {
+                declared.insert(name, ty);
+            }
+        }
+        let model_names = gp
+            .input
+            .iter()
+            .filter_map(|v| v.name.as_deref())
+            .chain(gp.initializer.iter().filter_map(|t| t.name.as_deref()))
+            .chain(
+                gp.node
+                    .iter()
+                    .flat_map(|n| n.output.iter().map(String::as_str)),
+            )
+            .collect();
+        Ok(Builder {
+            gp,
+            opset,
+            graph: Graph::new(gp.name.as_deref().unwrap_or_default()),
+            ext: ExternalFiles::new(base_dir),
+            values: HashMap::new(),
+            declared,
+            model_names,
+        })
+    }
+
+    fn build(mut self) -> OnnxResult<Graph> {
+        if let Some(s) = self.gp.sparse_initializer.first() {
+            let name = s
+                .values
+                .as_ref()
+                .and_then(|v| v.name.clone())
+                .unwrap_or_default();
+            return Err(OnnxError::Tensor {
+                tensor: name,
+                msg: "sparse initializers are not supported".into(),
+            });
+        }
+        self.add_inputs()?;
+        self.add_initializers()?;
+        for (i, n) in self.gp.node.iter().enumerate() {
+            self.add_node(i, n)?;
+        }
+        self.set_outputs()?;
+        Ok(self.graph)
+    }
+
+    /// Record `name` as defined by `v`; ONNX values are SSA, so a second definition is
+    /// an error (the caller words it).
+    fn define(&mut self, name: &'m str, v: ValueId) -> Result<(), String> {
+        if name.is_empty() {
+            return Err("a value has an empty name".into());
+        }
+        if self.values.insert(name, v).is_some() {
+            return Err(format!("value `{name}` is defined more than once"));
+        }
+        Ok(())
+    }
+
+    fn add_inputs(&mut self) -> OnnxResult<()> {
+        let inits: HashSet<&str> = self
+            .gp
+            .initializer
+            .iter()
+            .filter_map(|t| t.name.as_deref())
+            .collect();
+        for vi in &self.gp.input {
+            let name = vi.name.as_deref().unwrap_or_default();
+            if inits.contains(name) {
+                continue;
+            }
+            let bad = |msg: String| OnnxError::Value {
+                value: name.to_string(),
+                msg,
+            };
+            let ty = declared_type(vi)?.ok_or_else(|| bad("graph input has no type".into()))?;
+            let v = self.graph.add_input(name, ty);
+            self.define(name, v).map_err(bad)?;
+        }
+        Ok(())
+    }
+
+    fn add_initializers(&mut self) -> OnnxResult<()> {
+        for (i, t) in self.gp.initializer.iter().enumerate() {
+            let name = t.name.as_deref().unwrap_or_default();
+            let label = format!("initializer #{i}");
+            let tensor = decode_tensor(t, &label, &mut self.ext)?;
+            let v = self.graph.add_const(name, Constant::plain(tensor));
+            self.define(name, v).map_err(|msg| OnnxError::Tensor {
+                tensor: if name.is_empty() {
+                    label
+                } else {
+                    name.to_string()
+                },
+                msg,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn add_node(&mut self, index: usize, n: &'m NodeProto) -> OnnxResult<()> {
+        let op_type = n.op_type.as_deref().unwrap_or_default();
+        let label = node_label(index, n);
+        let bad = |msg: String| OnnxError::Node {
+            node: label.clone(),
+            op: op_type.to_string(),
+            msg,
+        };
+        if op_type == "Constant" {
+            return self.add_constant_node(n, &label);
+        }
+        // `unsupported_ops` already refused unknown ops; this only guards the invariant.
+        let op = OpKind::from_onnx(op_type).ok_or_else(|| bad("unsupported op".into()))?;
+
+        let mut inputs = Vec::with_capacity(n.input.len());
+        for name in &n.input {
+            if name.is_empty() {
+                inputs.push(None);
+                continue;
+            }
+            let v = self.values.get(name.as_str()).copied().ok_or_else(|| {
+                bad(format!(
+                    "input `{name}` is not defined by a graph input, an initializer or an earlier node \
+                     (nodes must be in topological order)"
+                ))
+            })?;
+            inputs.push(Some(v));
+        }
+
+        let mut attrs = Attrs::new();
+        for a in &n.attribute {
+            let (name, value) = convert_attr(a, &label, &mut self.ext)?;
+            attrs.set(&name, value);
+        }
+        if reduce_axes_from_attr(op_type, self.opset) {
+            self.axes_attr_to_input(&mut attrs, &mut inputs, n, &label)
+                .map_err(bad)?;
+        }
+
+        // Omitted trailing optional outputs are dropped; an omitted output before a used
+        // one still occupies its slot, under a fresh name no ONNX value refers to.
+        let used = n
+            .output
+            .iter()
+            .rposition(|o| !o.is_empty())
+            .map_or(0, |p| p + 1);
+        let outs = n.output.get(..used).unwrap_or_default();
+        // Output types are placeholders until inference below fills them in.
+        let placeholder = TensorType::unranked(DType::F32);
+        let out_types: Vec<(String, TensorType)> = outs
+            .iter()
+            .enumerate()
+            .map(|(slot, o)| {
+                let ty = self
+                    .declared
+                    .get(o.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| placeholder.clone());
+                let name = if o.is_empty() {
+                    self.synthetic_name(&format!("{label}_unused_{slot}"))
+                } else {
+                    o.clone()
+                };
+                (name, ty)
+            })
+            .collect();
+        let id = self
+            .graph
+            .add_node(
+                n.name.as_deref().unwrap_or_default(),
+                op,
+                attrs,
+                inputs,
+                out_types,
+            )
+            .map_err(|e| bad(e.to_string()))?;
+        let out_values = self.graph.node(id).outputs.clone();
+        for (o, &v) in outs.iter().zip(&out_values) {
+            if !o.is_empty() {
+                self.define(o, v).map_err(bad)?;
+            }
+        }
+
+        let inferred = infer_node(&self.graph, id).map_err(|e| match e {
+            IrError::Infer { msg, .. } => bad(format!("type inference: {msg}")),
+            other => bad(other.to_string()),
+        })?;
+        if inferred.len() < out_values.len() {
+            return Err(bad(format!(
+                "op yields {} outputs, node has {}",
+                inferred.len(),
+                out_values.len()
+            )));
+        }
+        for ((o, v), ty) in outs.iter().zip(out_values).zip(inferred) {
+            let ty = match self.declared.get(o.as_str()) {
+                Some(decl) => {
+                    merge_types(&ty, decl).map_err(|msg| bad(format!("output `{o}`: {msg}")))?
+                }
+                None => ty,
+            };
+            self.graph.set_type(v, ty);
+        }
+        Ok(())
+    }
+
+    /// Before opset 18 most reductions take `axes` as an attribute; the IR takes it as an
+    /// i64 constant at input 1 (absent means all axes, as before).
+    fn axes_attr_to_input(
+        &mut self,
+        attrs: &mut Attrs,
+        inputs: &mut Vec<Option<ValueId>>,
+        n: &NodeProto,
+        label: &str,
+    ) -> Result<(), String> {
+        let Some(axes) = attrs.0.remove("axes") else {
+            return Ok(());
+        };
+        let smelt_ir::Attr::Ints(axes) = axes else {
+            return Err("attribute `axes` must be a list of ints".into());
+        };
+        if inputs.len() != 1 {
+            return Err(format!("takes 1 input at this opset, got {}", inputs.len()));
+        }
+        let tensor = Tensor::from_vec(vec![axes.len()], axes).map_err(|e| e.to_string())?;
+        let base = match n.output.first() {
+            Some(o) if !o.is_empty() => format!("{o}_axes"),
+            _ => format!("{label}_axes"),
+        };
+        let name = self.synthetic_name(&base);
+        inputs.push(Some(self.graph.add_const(&name, Constant::plain(tensor))));
+        Ok(())
+    }
+
+    /// A name for a value the importer makes up, never one the model uses later.
+    fn synthetic_name(&self, base: &str) -> String {
+        let mut name = base.to_string();
+        let mut i = 1;
+        while self.model_names.contains(name.as_str()) {
+            name = format!("{base}_{i}");
+            i += 1;
+        }
+        name
+    }
+
+    /// A `Constant` node becomes a constant named after its output.
+    fn add_constant_node(&mut self, n: &'m NodeProto, label: &str) -> OnnxResult<()> {
+        let bad = |msg: String| OnnxError::Node {
+            node: label.to_string(),
+            op: "Constant".into(),
+            msg,
+        };
+        let [out] = n.output.as_slice() else {
+            return Err(bad(format!(
+                "must have exactly one output, has {}",
+                n.output.len()
+            )));
+        };
+        let [a] = n.attribute.as_slice() else {
+            return Err(bad(format!(
+                "must have exactly one attribute, has {}",
+                n.attribute.len()
+            )));
+        };
+        let attr_name = a.name.as_deref().unwrap_or_default();
+        if attr_name == "sparse_value" {
+            return Err(OnnxError::Attribute {
+                node: label.to_string(),
+                attr: attr_name.to_string(),
+                msg: "sparse constants are not supported".into(),
+            });
+        }
+        let (_, value) = convert_attr(a, label, &mut self.ext)?;
+        let tensor = constant_tensor(attr_name, value).map_err(|msg| OnnxError::Attribute {
+            node: label.to_string(),
+            attr: attr_name.to_string(),
+            msg,
+        })?;
+        let v = self.graph.add_const(out, Constant::plain(tensor));
+        self.define(out, v).map_err(bad)
+    }
+
+    fn set_outputs(&mut self) -> OnnxResult<()> {
+        let mut outputs = Vec::with_capacity(self.gp.output.len());
+        for vi in &self.gp.output {
+            let name = vi.name.as_deref().unwrap_or_default();
+            let bad = |msg: String| OnnxError::Value {
+                value: name.to_string(),
+                msg,
+            };
+            let v = *self
+                .values
+                .get(name)
+                .ok_or_else(|| bad("graph output is not defined by the graph".into()))?;
+            if let Some(decl) = self.declared.get(name) {
+                let merged = merge_types(self.graph.ty(v), decl).map_err(bad)?;
+                self.graph.set_type(v, merged);
+            }
+            outputs.push(v);
+        }
+        self.graph.set_outputs(outputs);
+        Ok(())
+    }
+}
+
+/// The tensor a `Constant` node's single attribute describes.
+fn constant_tensor(attr: &str, value: smelt_ir::Attr) -> Result<Tensor, String> {
+    use smelt_ir::Attr;
+    let r = match (attr, value) {
+        ("value", Attr::Tensor(t)) => return Ok(t),
+        ("value_float", Attr::Float(f)) => Ok(Tensor::scalar(f)),
+        ("value_floats", Attr::Floats(f)) => Tensor::from_vec(vec![f.len()], f),
+        ("value_int", Attr::Int(i)) => Ok(Tensor::scalar(i)),
+        ("value_ints", Attr::Ints(i)) => Tensor::from_vec(vec![i.len()], i),
+        ("value_string", Attr::Str(s)) => Tensor::from_strings(vec![], vec![s]),
+        ("value_strings", Attr::Strs(s)) => Tensor::from_strings(vec![s.len()], s),
+        (name, v) => {
+            return Err(format!(
+                "`{name}` with a {} value is not a Constant attribute",
+                attr_kind(&v)
+            ))
+        }
+    };
+    r.map_err(|e| e.to_string())
+}
+
+fn attr_kind(a: &smelt_ir::Attr) -> &'static str {
+    use smelt_ir::Attr;
+    match a {
+        Attr::Int(_) => "int",
+        Attr::Float(_) => "float",
+        Attr::Str(_) => "string",
+        Attr::Ints(_) => "ints",
+        Attr::Floats(_) => "floats",
+        Attr::Strs(_) => "strings",
+        Attr::Tensor(_) => "tensor",
+    }
+}
+
+/// A node's name for errors: its ONNX name, else its op type and first output.
+fn node_label(index: usize, n: &NodeProto) -> String {
+    match (n.name.as_deref(), n.output.first()) {
+        (Some(name), _) if !name.is_empty() => name.to_string(),
+        (_, Some(o)) if !o.is_empty() => {
+            format!("{} -> {o}", n.op_type.as_deref().unwrap_or_default())
+        }
+        _ => format!("#{index} ({})", n.op_type.as_deref().unwrap_or_default()),
+    }
+}
