@@ -8,7 +8,7 @@ use smelt::{Model, OpKind};
 
 pub fn inspect(path: &Path) -> Result<()> {
     let t0 = std::time::Instant::now();
-    let model = Model::load(path)?;
+    let model = Model::load_lenient(path)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let g = &model.graph;
     println!("model      {}  (loaded in {load_ms:.1} ms)", path.display());

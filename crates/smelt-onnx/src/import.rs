@@ -53,12 +53,27 @@ pub fn import_bytes(data: Bytes, base_dir: Option<&Path>) -> OnnxResult<Graph> {
 /// Like [`import_file`], also returning the model's metadata. The file is memory-mapped
 /// and initializer data is not copied; external data is resolved next to the file.
 pub fn import_model_file(path: &Path) -> OnnxResult<Imported> {
+    import_model_file_with(path, &ImportOptions::default())
+}
+
+/// How lenient the importer is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportOptions {
+    /// Import ops smelt does not know as [`OpKind::Custom`] nodes (typed from the model's
+    /// `value_info` where it has them, unranked otherwise) instead of refusing the model.
+    /// Such a graph can be inspected and printed but not run; `smelt inspect` uses this
+    /// to list a model's unsupported ops.
+    pub keep_unknown_ops: bool,
+}
+
+/// [`import_model_file`] with options.
+pub fn import_model_file_with(path: &Path, options: &ImportOptions) -> OnnxResult<Imported> {
     let data = map_file(path)?;
     let base = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    import_model_bytes(data, Some(base))
+    import_model_bytes_with(data, Some(base), options)
 }
 
 /// Import an ONNX model held in memory, returning the graph and the model's metadata.
@@ -72,15 +87,22 @@ pub fn import_model_file(path: &Path) -> OnnxResult<Imported> {
 /// - Every node's op must be known to smelt; otherwise the error lists all unknown ones.
 /// - Graph inputs and outputs must be tensors.
 pub fn import_model_bytes(data: Bytes, base_dir: Option<&Path>) -> OnnxResult<Imported> {
+    import_model_bytes_with(data, base_dir, &ImportOptions::default())
+}
+
+/// [`import_model_bytes`] with options.
+pub fn import_model_bytes_with(data: Bytes, base_dir: Option<&Path>, options: &ImportOptions) -> OnnxResult<Imported> {
     // Decoding from `Bytes` makes `raw_data` fields slices of `data`, not copies.
     let model = ModelProto::decode(data)?;
     let opset = default_opset(&model.opset_import)?;
     let gp = model.graph.as_ref().ok_or(OnnxError::NoGraph)?;
     let unsupported = unsupported_ops(gp);
-    if !unsupported.is_empty() {
+    if !unsupported.is_empty() && !options.keep_unknown_ops {
         return Err(OnnxError::UnsupportedOps(unsupported));
     }
-    let graph = Builder::new(gp, opset, base_dir)?.build()?;
+    let mut builder = Builder::new(gp, opset, base_dir)?;
+    builder.keep_unknown_ops = options.keep_unknown_ops;
+    let graph = builder.build()?;
     Ok(Imported {
         graph,
         opset,
@@ -119,6 +141,8 @@ struct Builder<'m> {
     declared: HashMap<&'m str, TensorType>,
     /// Every name the model uses, so synthesized constants never take one.
     model_names: HashSet<&'m str>,
+    /// See [`ImportOptions::keep_unknown_ops`].
+    keep_unknown_ops: bool,
 }
 
 impl<'m> Builder<'m> {
@@ -161,6 +185,7 @@ impl<'m> Builder<'m> {
             values: HashMap::new(),
             declared,
             model_names,
+            keep_unknown_ops: false,
         })
     }
 
@@ -249,8 +274,15 @@ impl<'m> Builder<'m> {
         if op_type == "Constant" {
             return self.add_constant_node(n, &label);
         }
-        // `unsupported_ops` already refused unknown ops; this only guards the invariant.
-        let op = OpKind::from_onnx(op_type).ok_or_else(|| bad("unsupported op".into()))?;
+        let domain = n.domain.as_deref().unwrap_or_default();
+        let known = if is_default_domain(domain) { OpKind::from_onnx(op_type) } else { None };
+        let op = match known {
+            Some(op) => op,
+            // `unsupported_ops` refused unknown ops unless they are to be kept.
+            None if self.keep_unknown_ops => OpKind::Custom { domain: domain.to_string(), name: op_type.to_string() },
+            None => return Err(bad("unsupported op".into())),
+        };
+        let lenient = matches!(op, OpKind::Custom { .. });
 
         let mut inputs = Vec::with_capacity(n.input.len());
         for name in &n.input {
@@ -321,10 +353,14 @@ impl<'m> Builder<'m> {
             }
         }
 
-        let inferred = infer_node(&self.graph, id).map_err(|e| match e {
-            IrError::Infer { msg, .. } => bad(format!("type inference: {msg}")),
-            other => bad(other.to_string()),
-        })?;
+        let inferred = match infer_node(&self.graph, id) {
+            Ok(t) => t,
+            // Unknown ops (kept for inspection) and whatever reads their untyped results
+            // keep their declared or placeholder types.
+            Err(_) if lenient || self.keep_unknown_ops => return Ok(()),
+            Err(IrError::Infer { msg, .. }) => return Err(bad(format!("type inference: {msg}"))),
+            Err(other) => return Err(bad(other.to_string())),
+        };
         if inferred.len() < out_values.len() {
             return Err(bad(format!(
                 "op yields {} outputs, node has {}",

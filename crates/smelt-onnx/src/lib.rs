@@ -25,5 +25,8 @@ mod types;
 
 pub use dtype::{dtype_from_onnx, onnx_code_of, onnx_type_name};
 pub use error::{OnnxError, OnnxResult, UnsupportedOp};
-pub use import::{import_bytes, import_file, import_model_bytes, import_model_file, Imported};
+pub use import::{
+    import_bytes, import_file, import_model_bytes, import_model_bytes_with, import_model_file,
+    import_model_file_with, ImportOptions, Imported,
+};
 pub use opset::{MAX_OPSET, MIN_OPSET};

@@ -281,3 +281,19 @@ fn old_reduce_axes_become_an_input() {
         assert_eq!(g.ty(outs[1]).to_string(), "f32[?n, 3, 1]");
     }
 }
+
+#[test]
+fn unknown_ops_can_be_kept_for_inspection() {
+    let opts = smelt_onnx::ImportOptions { keep_unknown_ops: true };
+    let m = smelt_onnx::import_model_file_with(&fixture("unsupported.onnx"), &opts).unwrap();
+    let g = &m.graph;
+    let custom: Vec<String> = g
+        .node_ids()
+        .filter_map(|n| match &g.node(n).op {
+            smelt_ir::OpKind::Custom { domain, name } => Some(format!("{domain}.{name}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(custom.len(), 3, "{custom:?}");
+    assert!(custom.iter().any(|c| c.starts_with("com.microsoft.")), "{custom:?}");
+}

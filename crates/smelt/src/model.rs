@@ -23,6 +23,15 @@ impl Model {
         Ok(Model { graph, path: path.to_path_buf() })
     }
 
+    /// Import an ONNX model keeping ops smelt does not know as `Custom` nodes, so the model
+    /// can be inspected (not run) and every unsupported op listed.
+    pub fn from_onnx_lenient(path: impl AsRef<Path>) -> Result<Model> {
+        let path = path.as_ref();
+        let opts = smelt_onnx::ImportOptions { keep_unknown_ops: true };
+        let graph = smelt_onnx::import_model_file_with(path, &opts)?.graph;
+        Ok(Model { graph, path: path.to_path_buf() })
+    }
+
     /// Parse a model in the textual IR (its constants must be inline).
     pub fn from_text_file(path: impl AsRef<Path>) -> Result<Model> {
         let path = path.as_ref();
@@ -33,9 +42,18 @@ impl Model {
 
     /// Load by extension: `.onnx` or `.smelt`.
     pub fn load(path: impl AsRef<Path>) -> Result<Model> {
-        let path = path.as_ref();
+        Model::load_impl(path.as_ref(), false)
+    }
+
+    /// Like [`Model::load`], keeping unknown ONNX ops (see [`Model::from_onnx_lenient`]).
+    pub fn load_lenient(path: impl AsRef<Path>) -> Result<Model> {
+        Model::load_impl(path.as_ref(), true)
+    }
+
+    fn load_impl(path: &Path, lenient: bool) -> Result<Model> {
         match path.extension().and_then(|e| e.to_str()) {
             Some("smelt") => Model::from_text_file(path),
+            Some("onnx") if lenient => Model::from_onnx_lenient(path),
             Some("onnx") => Model::from_onnx(path),
             _ => Err(Error::Usage(format!(
                 "{}: unknown model format (expected .onnx or .smelt)",
