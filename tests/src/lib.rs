@@ -14,7 +14,8 @@ pub fn models_dir() -> PathBuf {
 }
 
 /// Run one case of a `.smelt` rewrite test: the case's `// RUN: <pipeline>` (or the
-/// file's) applied to its graph; returns the printed result or the error text.
+/// file's) applied to its graph; returns the printed result followed by the passes'
+/// diagnostics as `// note(pass): ...` lines, or the error text.
 pub fn run_rewrite_case(pipeline: &str, case: &str) -> String {
     let mut g: Graph = match smelt::ir::text::parse(case) {
         Ok(g) => g,
@@ -26,8 +27,19 @@ pub fn run_rewrite_case(pipeline: &str, case: &str) -> String {
         Err(e) => return format!("// pipeline error: {e}\n"),
     };
     pm.verify_each(true);
-    match pm.run(&mut g, &mut PassContext::default()) {
-        Ok(_) => smelt::ir::text::print(&g),
+    let mut cx = PassContext::default();
+    match pm.run(&mut g, &mut cx) {
+        Ok(_) => {
+            let mut out = smelt::ir::text::print(&g);
+            for d in &cx.diagnostics {
+                let kind = match d.severity {
+                    smelt::ir::pass::Severity::Note => "note",
+                    smelt::ir::pass::Severity::Warning => "warning",
+                };
+                out.push_str(&format!("// {kind}({}): {}\n", d.pass, d.message));
+            }
+            out
+        }
         Err(e) => format!("// error: {e}\n"),
     }
 }
@@ -44,7 +56,11 @@ pub fn split_cases(text: &str) -> Vec<(String, String)> {
                 pipeline = p.trim().to_string();
             }
         }
-        let body: String = chunk.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+        let body: String = chunk
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
         if !body.trim().is_empty() {
             out.push((pipeline.clone(), body));
         }

@@ -12,7 +12,11 @@ fn rewrite_snapshots() {
         assert!(!cases.is_empty(), "{} has no cases", path.display());
         let mut out = String::new();
         for (i, (pipeline, case)) in cases.iter().enumerate() {
-            assert!(!pipeline.is_empty(), "{} case {i} has no // RUN: line", path.display());
+            assert!(
+                !pipeline.is_empty(),
+                "{} case {i} has no // RUN: line",
+                path.display()
+            );
             if i > 0 {
                 out.push_str("// -----\n");
             }

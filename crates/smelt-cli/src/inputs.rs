@@ -8,7 +8,9 @@ use smelt::{Dim, Graph, Tensor};
 
 /// Parse `name=path`.
 pub fn parse_binding(s: &str) -> Result<(String, PathBuf), String> {
-    let (name, path) = s.split_once('=').ok_or_else(|| format!("expected NAME=FILE.npy, got `{s}`"))?;
+    let (name, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=FILE.npy, got `{s}`"))?;
     if name.is_empty() || path.is_empty() {
         return Err(format!("expected NAME=FILE.npy, got `{s}`"));
     }
@@ -20,8 +22,15 @@ pub fn load_inputs(g: &Graph, bindings: &[(String, PathBuf)]) -> Result<Vec<(Str
     let mut out = vec![];
     for (name, path) in bindings {
         if !g.inputs().iter().any(|v| g.value(*v).name == *name) {
-            let names: Vec<&str> = g.inputs().iter().map(|v| g.value(*v).name.as_str()).collect();
-            bail!("the model has no input `{name}` (inputs: {})", names.join(", "));
+            let names: Vec<&str> = g
+                .inputs()
+                .iter()
+                .map(|v| g.value(*v).name.as_str())
+                .collect();
+            bail!(
+                "the model has no input `{name}` (inputs: {})",
+                names.join(", ")
+            );
         }
         let t = npy::read_npy_file(path).with_context(|| format!("reading input `{name}`"))?;
         out.push((name.clone(), t));
@@ -50,7 +59,11 @@ pub fn sibling(model: &Path, name: &str) -> Option<PathBuf> {
 /// Inputs synthesised for every graph input not given: symbolic dims take the size from
 /// `dims` (default 1), integer inputs are small non-negative ids, floats are a fixed
 /// pseudo-random pattern in [-1, 1].
-pub fn synthesize_missing(g: &Graph, given: &mut Vec<(String, Tensor)>, default_dim: usize) -> Result<()> {
+pub fn synthesize_missing(
+    g: &Graph,
+    given: &mut Vec<(String, Tensor)>,
+    default_dim: usize,
+) -> Result<()> {
     for v in g.inputs() {
         let name = &g.value(*v).name;
         if given.iter().any(|(n, _)| n == name) {
@@ -69,7 +82,12 @@ pub fn synthesize_missing(g: &Graph, given: &mut Vec<(String, Tensor)>, default_
         };
         let n: usize = dims.iter().product();
         let t = match ty.dtype {
-            smelt::DType::F32 => Tensor::from_vec(dims, (0..n).map(|i| ((i * 7919 % 2001) as f32 / 1000.0) - 1.0).collect())?,
+            smelt::DType::F32 => Tensor::from_vec(
+                dims,
+                (0..n)
+                    .map(|i| ((i * 7919 % 2001) as f32 / 1000.0) - 1.0)
+                    .collect(),
+            )?,
             smelt::DType::I64 => Tensor::from_vec(dims, (0..n).map(|i| (i % 2) as i64).collect())?,
             smelt::DType::I32 => Tensor::from_vec(dims, (0..n).map(|i| (i % 2) as i32).collect())?,
             other => bail!("cannot synthesise a {other} input `{name}`; pass it with --input"),

@@ -45,14 +45,19 @@ pub fn inspect(path: &Path) -> Result<()> {
     let mut bytes: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for id in g.node_ids() {
         if let Some(c) = g.node(id).constant.and_then(|c| g.store().get(c)) {
-            let e = bytes.entry(format!("{} {}", c.dtype(), c.encoding())).or_default();
+            let e = bytes
+                .entry(format!("{} {}", c.dtype(), c.encoding()))
+                .or_default();
             e.0 += 1;
             e.1 += c.stored_bytes();
         }
     }
     println!("constant bytes by dtype and encoding:");
     for (k, (n, b)) in bytes {
-        println!("  {k:<32} {n:>6} tensors {:>14} bytes", group_digits(b as u64));
+        println!(
+            "  {k:<32} {n:>6} tensors {:>14} bytes",
+            group_digits(b as u64)
+        );
     }
     if custom.is_empty() {
         println!("unsupported ops: none");
@@ -70,7 +75,7 @@ pub fn group_digits(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

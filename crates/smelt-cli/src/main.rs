@@ -67,7 +67,10 @@ fn list_passes() {
     for p in driver.registry().iter() {
         println!("{:<16} {}", p.name, p.description);
         for o in &p.options {
-            let default = o.default.map(|d| format!(" (default {d})")).unwrap_or_default();
+            let default = o
+                .default
+                .map(|d| format!(" (default {d})"))
+                .unwrap_or_default();
             println!("    {}={:?}{default}  {}", o.name, o.kind, o.help);
         }
     }

@@ -32,7 +32,9 @@ pub struct OptArgs {
 
 /// Parse `name=size`.
 pub fn parse_dim(s: &str) -> Result<(String, u64), String> {
-    let (n, v) = s.split_once('=').ok_or_else(|| format!("expected NAME=SIZE, got `{s}`"))?;
+    let (n, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=SIZE, got `{s}`"))?;
     let v = v.parse().map_err(|_| format!("`{v}` is not a size"))?;
     Ok((n.to_string(), v))
 }
@@ -45,7 +47,10 @@ pub fn load(path: &PathBuf, dims: &[(String, u64)]) -> Result<Model> {
         if model.graph.bind_dims(&map) == 0 {
             bail!("none of the --dim names occur in the model");
         }
-        model.graph.infer_types().context("propagating the bound dims")?;
+        model
+            .graph
+            .infer_types()
+            .context("propagating the bound dims")?;
     }
     Ok(model)
 }
@@ -81,7 +86,9 @@ pub fn opt(a: OptArgs) -> Result<()> {
     let text = smelt::ir::text::print(&model.graph);
     match a.output {
         Some(p) => match p.extension().and_then(|e| e.to_str()) {
-            Some("smelt") => std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?,
+            Some("smelt") => {
+                std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?
+            }
             _ => bail!("{}: only .smelt output is supported so far", p.display()),
         },
         None => print!("{text}"),

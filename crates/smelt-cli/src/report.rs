@@ -16,7 +16,11 @@ pub struct ReportArgs {
     /// Model file (.onnx or .smelt).
     pub model: PathBuf,
     /// Pass pipeline to apply.
-    #[arg(short = 'p', long = "pipeline", default_value = "fold-constants,cse,canonicalize,dce")]
+    #[arg(
+        short = 'p',
+        long = "pipeline",
+        default_value = "fold-constants,cse,canonicalize,dce"
+    )]
     pub pipeline: String,
     /// An input as NAME=FILE.npy. Inputs not given are read from `<model stem>.<input>.npy`
     /// beside the model, or synthesised.
@@ -33,14 +37,26 @@ pub fn report(a: ReportArgs) -> Result<()> {
     let import_ms = ms(t0);
     let g0 = &original.graph;
     println!("== smelt report: {}", a.model.display());
-    println!("imported in {import_ms:.1} ms: {} ops, {} constants, {} parameters", g0.op_count(), g0.node_count() - g0.op_count(), group_digits(g0.parameter_count()));
+    println!(
+        "imported in {import_ms:.1} ms: {} ops, {} constants, {} parameters",
+        g0.op_count(),
+        g0.node_count() - g0.op_count(),
+        group_digits(g0.parameter_count())
+    );
 
     let mut optimised = original.clone();
     let mut pm = Driver::new().pass_manager(&a.pipeline)?;
     let runs = pm.run(&mut optimised.graph, &mut PassContext::default())?;
     println!("pipeline `{}`:", a.pipeline);
     for r in &runs {
-        println!("  {:<16} {:>8.2} ms  ops {:>5} -> {:<5} {}", r.pass, r.time.as_secs_f64() * 1e3, r.ops_before, r.ops_after, r.report.notes.join("; "));
+        println!(
+            "  {:<16} {:>8.2} ms  ops {:>5} -> {:<5} {}",
+            r.pass,
+            r.time.as_secs_f64() * 1e3,
+            r.ops_before,
+            r.ops_after,
+            r.report.notes.join("; ")
+        );
     }
 
     let mut bindings = a.inputs.clone();
@@ -52,14 +68,24 @@ pub fn report(a: ReportArgs) -> Result<()> {
     let mut inputs = load_inputs(g0, &bindings)?;
     let synthesised = g0.inputs().len() - inputs.len();
     synthesize_missing(g0, &mut inputs, a.synth_dim)?;
-    let named: Vec<(&str, Tensor)> = inputs.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
-    println!("inputs: {} from files, {synthesised} synthesised", inputs.len() - synthesised);
+    let named: Vec<(&str, Tensor)> = inputs
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.clone()))
+        .collect();
+    println!(
+        "inputs: {} from files, {synthesised} synthesised",
+        inputs.len() - synthesised
+    );
 
     let t1 = Instant::now();
-    let before = original.run_interp(&named).context("running the original model")?;
+    let before = original
+        .run_interp(&named)
+        .context("running the original model")?;
     let before_ms = ms(t1);
     let t2 = Instant::now();
-    let after = optimised.run_interp(&named).context("running the optimised model")?;
+    let after = optimised
+        .run_interp(&named)
+        .context("running the optimised model")?;
     let after_ms = ms(t2);
     println!("interpreter: original {before_ms:.1} ms, optimised {after_ms:.1} ms");
 
@@ -81,10 +107,16 @@ pub fn report(a: ReportArgs) -> Result<()> {
         if drift > 1e-5 {
             failures += 1;
         }
-        println!("output {name}: {}{:?}, max |optimised - original| = {drift:.3e}{vs_ref}", o.dtype(), o.shape());
+        println!(
+            "output {name}: {}{:?}, max |optimised - original| = {drift:.3e}{vs_ref}",
+            o.dtype(),
+            o.shape()
+        );
     }
     if failures > 0 {
-        bail!("{failures} output check(s) exceeded tolerance (1e-5 vs original, 1e-4 vs reference)");
+        bail!(
+            "{failures} output check(s) exceeded tolerance (1e-5 vs original, 1e-4 vs reference)"
+        );
     }
     println!("ok");
     Ok(())
@@ -98,7 +130,9 @@ fn as_f64(t: &Tensor) -> Result<Vec<f64>> {
     Ok(match t.dtype() {
         smelt::DType::F32 => t.to_vec::<f32>()?.into_iter().map(f64::from).collect(),
         smelt::DType::F64 => t.to_vec::<f64>()?,
-        d if d.is_int() || d == smelt::DType::Bool => t.to_i64_vec()?.into_iter().map(|v| v as f64).collect(),
+        d if d.is_int() || d == smelt::DType::Bool => {
+            t.to_i64_vec()?.into_iter().map(|v| v as f64).collect()
+        }
         d => bail!("cannot compare {d} outputs"),
     })
 }
@@ -109,5 +143,17 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
         bail!("shapes differ: {:?} vs {:?}", a.shape(), b.shape());
     }
     let (x, y) = (as_f64(a)?, as_f64(b)?);
-    Ok(x.iter().zip(&y).map(|(p, q)| if p.is_nan() && q.is_nan() { 0.0 } else { (p - q).abs() }).fold(0.0, |m, d| if d.is_nan() { f64::INFINITY } else { m.max(d) }))
+    Ok(x.iter()
+        .zip(&y)
+        .map(|(p, q)| {
+            if p.is_nan() && q.is_nan() {
+                0.0
+            } else {
+                (p - q).abs()
+            }
+        })
+        .fold(
+            0.0,
+            |m, d| if d.is_nan() { f64::INFINITY } else { m.max(d) },
+        ))
 }

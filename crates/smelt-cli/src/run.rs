@@ -26,16 +26,41 @@ pub struct RunArgs {
     /// Fix a symbolic dim, e.g. `--dim batch=1`.
     #[arg(long = "dim", value_name = "NAME=SIZE", value_parser = parse_dim)]
     pub dims: Vec<(String, u64)>,
+    /// Run this many times (after one warm-up run) and print the median and p90 time.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
     let mut model = load(&a.model, &a.dims)?;
-    Driver::new().pass_manager(&a.pipeline)?.run(&mut model.graph, &mut PassContext::default())?;
+    Driver::new()
+        .pass_manager(&a.pipeline)?
+        .run(&mut model.graph, &mut PassContext::default())?;
     let inputs = load_inputs(&model.graph, &a.inputs)?;
-    let named: Vec<(&str, Tensor)> = inputs.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    let named: Vec<(&str, Tensor)> = inputs
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.clone()))
+        .collect();
     let t0 = std::time::Instant::now();
     let outputs = model.run_interp(&named)?;
-    eprintln!("ran in {:.1} ms (interpreter)", t0.elapsed().as_secs_f64() * 1e3);
+    let first_ms = t0.elapsed().as_secs_f64() * 1e3;
+    if a.repeat > 1 {
+        let mut times = Vec::with_capacity(a.repeat);
+        for _ in 0..a.repeat {
+            let t = std::time::Instant::now();
+            model.run_interp(&named)?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        let p90 = times[(times.len() * 9 / 10).min(times.len() - 1)];
+        eprintln!(
+            "interpreter: median {:.2} ms, p90 {p90:.2} ms over {} runs",
+            times[times.len() / 2],
+            times.len()
+        );
+    } else {
+        eprintln!("ran in {first_ms:.1} ms (interpreter)");
+    }
     if let Some(dir) = &a.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -51,16 +76,34 @@ pub fn run(a: RunArgs) -> Result<()> {
 
 /// Output names may contain `/`; keep file names inside the output folder.
 fn sanitize(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// The first few values of a tensor.
 pub fn preview(t: &Tensor) -> String {
     let vals: Vec<String> = match t.dtype() {
-        smelt::DType::F32 => t.to_vec::<f32>().unwrap_or_default().iter().take(6).map(|v| format!("{v:.5}")).collect(),
-        d if d.is_int() || d == smelt::DType::Bool => {
-            t.to_i64_vec().unwrap_or_default().iter().take(6).map(i64::to_string).collect()
-        }
+        smelt::DType::F32 => t
+            .to_vec::<f32>()
+            .unwrap_or_default()
+            .iter()
+            .take(6)
+            .map(|v| format!("{v:.5}"))
+            .collect(),
+        d if d.is_int() || d == smelt::DType::Bool => t
+            .to_i64_vec()
+            .unwrap_or_default()
+            .iter()
+            .take(6)
+            .map(i64::to_string)
+            .collect(),
         _ => vec![],
     };
     let more = if t.len() > vals.len() { ", ..." } else { "" };

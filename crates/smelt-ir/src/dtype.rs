@@ -108,7 +108,8 @@ impl DType {
 
     /// True for every floating-point type, low-bit ones included.
     pub fn is_float(self) -> bool {
-        matches!(self, DType::F64 | DType::F32 | DType::F16 | DType::BF16) || self.low_float().is_some()
+        matches!(self, DType::F64 | DType::F32 | DType::F16 | DType::BF16)
+            || self.low_float().is_some()
     }
 
     /// True for signed and unsigned integers (4-bit ones included), not bool.
@@ -118,12 +119,18 @@ impl DType {
 
     /// Signed integer types.
     pub fn is_signed_int(self) -> bool {
-        matches!(self, DType::I64 | DType::I32 | DType::I16 | DType::I8 | DType::I4)
+        matches!(
+            self,
+            DType::I64 | DType::I32 | DType::I16 | DType::I8 | DType::I4
+        )
     }
 
     /// Unsigned integer types.
     pub fn is_unsigned_int(self) -> bool {
-        matches!(self, DType::U64 | DType::U32 | DType::U16 | DType::U8 | DType::U4)
+        matches!(
+            self,
+            DType::U64 | DType::U32 | DType::U16 | DType::U8 | DType::U4
+        )
     }
 
     /// The low-bit float format of this dtype, if it is one.

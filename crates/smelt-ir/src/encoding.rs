@@ -43,7 +43,9 @@ impl ScaleKind {
     }
 
     fn from_name(s: &str) -> Option<ScaleKind> {
-        [ScaleKind::F32, ScaleKind::F16, ScaleKind::Pow2].into_iter().find(|k| k.name() == s)
+        [ScaleKind::F32, ScaleKind::F16, ScaleKind::Pow2]
+            .into_iter()
+            .find(|k| k.name() == s)
     }
 }
 
@@ -91,20 +93,38 @@ pub enum Encoding {
     /// Parts: `codes` (i8/u8/i4/u4, logical shape), `scales` (scale dtype,
     /// [`Granularity::scale_shape`]), and `zero_points` (codes dtype, scale shape) if
     /// `zero_point`.
-    BlockwiseInt { bits: u8, signed: bool, granularity: Granularity, scale: ScaleKind, zero_point: bool },
+    BlockwiseInt {
+        bits: u8,
+        signed: bool,
+        granularity: Granularity,
+        scale: ScaleKind,
+        zero_point: bool,
+    },
     /// 2:4 semi-structured sparsity along `axis`: in every aligned group of 4 at most 2
     /// are nonzero. Parts: `values` (the kept half, encoded by `values`; its parts are
     /// prefixed `values.`) and `indices` (u8, two 2-bit indices per group).
     Sparse24 { axis: usize, values: Box<Encoding> },
     /// Signed powers of two, w = ±α·2^p (no zero). `bits` = 1 sign bit + exponent code.
     /// Parts: `codes` (u8, logical shape), `scales` (scale dtype, per `granularity`).
-    Shift { bits: u8, granularity: Granularity, scale: ScaleKind },
+    Shift {
+        bits: u8,
+        granularity: Granularity,
+        scale: ScaleKind,
+    },
     /// A low-bit float format with a scale: w = decode(code) · scale.
     /// Parts: `codes` (the format's dtype), `scales` (scale dtype, per `granularity`).
-    Float { format: FloatFormat, granularity: Granularity, scale: ScaleKind },
+    Float {
+        format: FloatFormat,
+        granularity: Granularity,
+        scale: ScaleKind,
+    },
     /// OCP microscaling: `block` elements along `axis` share one E8M0 scale.
     /// Parts: `codes` (element dtype), `scales` (e8m0).
-    Mx { elem: FloatFormat, axis: usize, block: u32 },
+    Mx {
+        elem: FloatFormat,
+        axis: usize,
+        block: u32,
+    },
     /// A rank-`rank` factorisation W ≈ L·R of a 2-D weight, for a low-rank branch.
     /// Parts: `left` ([rows, rank]) and `right` ([rank, cols]), both encoded by `factors`
     /// (parts prefixed `left.` / `right.` when not plain).
@@ -140,16 +160,30 @@ impl Encoding {
 
     /// Check the encoding's parameters against the logical type, and `parts` against what
     /// the encoding requires. The error names the part and says what was expected.
-    pub fn check(&self, dtype: DType, shape: &[usize], parts: &[Part], prefix: &str) -> IrResult<()> {
+    pub fn check(
+        &self,
+        dtype: DType,
+        shape: &[usize],
+        parts: &[Part],
+        prefix: &str,
+    ) -> IrResult<()> {
         let bad = |msg: String| Err(IrError::InvalidEncoding(format!("{self}: {msg}")));
         let rank = shape.len();
         let axis_ok = |axis: usize| axis < rank;
         if !self.is_plain() && !dtype.is_float() {
-            return bad(format!("encoded constants must have a float logical type, not {dtype}"));
+            return bad(format!(
+                "encoded constants must have a float logical type, not {dtype}"
+            ));
         }
         match self {
             Encoding::Plain => expect_part(parts, &format!("{prefix}data"), dtype, shape),
-            Encoding::BlockwiseInt { bits, signed, granularity, scale, zero_point } => {
+            Encoding::BlockwiseInt {
+                bits,
+                signed,
+                granularity,
+                scale,
+                zero_point,
+            } => {
                 if !(2..=8).contains(bits) {
                     return bad(format!("bits must be 2..=8, got {bits}"));
                 }
@@ -174,10 +208,16 @@ impl Encoding {
                 if !axis_ok(*axis) {
                     return bad(format!("axis {axis} out of range for rank {rank}"));
                 }
-                if shape[*axis] % 4 != 0 {
-                    return bad(format!("dim {} of axis {axis} is not a multiple of 4", shape[*axis]));
+                if !shape[*axis].is_multiple_of(4) {
+                    return bad(format!(
+                        "dim {} of axis {axis} is not a multiple of 4",
+                        shape[*axis]
+                    ));
                 }
-                if matches!(**values, Encoding::Sparse24 { .. } | Encoding::LowRank { .. }) {
+                if matches!(
+                    **values,
+                    Encoding::Sparse24 { .. } | Encoding::LowRank { .. }
+                ) {
                     return bad("sparse24 values must be plain, blockwise, float or shift".into());
                 }
                 let mut half = shape.to_vec();
@@ -187,7 +227,11 @@ impl Encoding {
                 idx[*axis] /= 4;
                 expect_part(parts, &format!("{prefix}indices"), DType::U8, &idx)
             }
-            Encoding::Shift { bits, granularity, scale } => {
+            Encoding::Shift {
+                bits,
+                granularity,
+                scale,
+            } => {
                 if !(2..=8).contains(bits) {
                     return bad(format!("bits must be 2..=8, got {bits}"));
                 }
@@ -200,7 +244,11 @@ impl Encoding {
                 let ss = granularity.scale_shape(shape);
                 expect_part(parts, &format!("{prefix}scales"), scale.dtype(), &ss)
             }
-            Encoding::Float { format, granularity, scale } => {
+            Encoding::Float {
+                format,
+                granularity,
+                scale,
+            } => {
                 if *format == FloatFormat::E8M0 {
                     return bad("e8m0 is a scale format, not an element format".into());
                 }
@@ -209,7 +257,12 @@ impl Encoding {
                         return bad(format!("axis {a} out of range for rank {rank}"));
                     }
                 }
-                expect_part(parts, &format!("{prefix}codes"), float_dtype(*format), shape)?;
+                expect_part(
+                    parts,
+                    &format!("{prefix}codes"),
+                    float_dtype(*format),
+                    shape,
+                )?;
                 let ss = granularity.scale_shape(shape);
                 expect_part(parts, &format!("{prefix}scales"), scale.dtype(), &ss)
             }
@@ -218,10 +271,16 @@ impl Encoding {
                     return bad("e8m0 is a scale format, not an element format".into());
                 }
                 if !axis_ok(*axis) || *block == 0 {
-                    return bad(format!("needs a valid axis and block, got axis {axis} block {block}"));
+                    return bad(format!(
+                        "needs a valid axis and block, got axis {axis} block {block}"
+                    ));
                 }
                 expect_part(parts, &format!("{prefix}codes"), float_dtype(*elem), shape)?;
-                let ss = Granularity::Block { axis: *axis, size: *block }.scale_shape(shape);
+                let ss = Granularity::Block {
+                    axis: *axis,
+                    size: *block,
+                }
+                .scale_shape(shape);
                 expect_part(parts, &format!("{prefix}scales"), DType::E8M0, &ss)
             }
             Encoding::LowRank { rank: r, factors } => {
@@ -230,7 +289,10 @@ impl Encoding {
                 }
                 let r = *r as usize;
                 if r == 0 || r > shape[0].min(shape[1]) {
-                    return bad(format!("rank {r} must be in 1..={}", shape[0].min(shape[1])));
+                    return bad(format!(
+                        "rank {r} must be in 1..={}",
+                        shape[0].min(shape[1])
+                    ));
                 }
                 factors.check(dtype, &[shape[0], r], parts, &format!("{prefix}left."))?;
                 factors.check(dtype, &[r, shape[1]], parts, &format!("{prefix}right."))
@@ -270,21 +332,42 @@ impl fmt::Display for Encoding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Encoding::Plain => f.write_str("plain"),
-            Encoding::BlockwiseInt { bits, signed, granularity, scale, zero_point } => {
-                write!(f, "blockwise<{}{bits}{granularity}, scale={}", if *signed { "i" } else { "u" }, scale.name())?;
+            Encoding::BlockwiseInt {
+                bits,
+                signed,
+                granularity,
+                scale,
+                zero_point,
+            } => {
+                write!(
+                    f,
+                    "blockwise<{}{bits}{granularity}, scale={}",
+                    if *signed { "i" } else { "u" },
+                    scale.name()
+                )?;
                 if *zero_point {
                     f.write_str(", zero_point")?;
                 }
                 f.write_str(">")
             }
             Encoding::Sparse24 { axis, values } => write!(f, "sparse24<axis={axis}, {values}>"),
-            Encoding::Shift { bits, granularity, scale } => {
+            Encoding::Shift {
+                bits,
+                granularity,
+                scale,
+            } => {
                 write!(f, "shift<bits={bits}{granularity}, scale={}>", scale.name())
             }
-            Encoding::Float { format, granularity, scale } => {
+            Encoding::Float {
+                format,
+                granularity,
+                scale,
+            } => {
                 write!(f, "float<{format}{granularity}, scale={}>", scale.name())
             }
-            Encoding::Mx { elem, axis, block } => write!(f, "mx<{elem}, axis={axis}, block={block}>"),
+            Encoding::Mx { elem, axis, block } => {
+                write!(f, "mx<{elem}, axis={axis}, block={block}>")
+            }
             Encoding::LowRank { rank, factors } => write!(f, "lowrank<rank={rank}, {factors}>"),
         }
     }
@@ -294,7 +377,10 @@ impl fmt::Display for Encoding {
 impl std::str::FromStr for Encoding {
     type Err = IrError;
     fn from_str(s: &str) -> IrResult<Encoding> {
-        let mut p = EncParser { s: s.as_bytes(), pos: 0 };
+        let mut p = EncParser {
+            s: s.as_bytes(),
+            pos: 0,
+        };
         let e = p.encoding()?;
         p.ws();
         if p.pos != p.s.len() {
@@ -309,9 +395,16 @@ struct EncParser<'a> {
     pos: usize,
 }
 
+/// Parsed `<...>` parameters of an encoding: `key=value` pairs and an optional nested encoding.
+type EncodingParams = (Vec<(String, String)>, Option<Encoding>);
+
 impl EncParser<'_> {
     fn err(&self, msg: &str) -> IrError {
-        IrError::InvalidEncoding(format!("{msg} at offset {} of `{}`", self.pos, String::from_utf8_lossy(self.s)))
+        IrError::InvalidEncoding(format!(
+            "{msg} at offset {} of `{}`",
+            self.pos,
+            String::from_utf8_lossy(self.s)
+        ))
     }
     fn ws(&mut self) {
         while self.s.get(self.pos).is_some_and(u8::is_ascii_whitespace) {
@@ -321,7 +414,11 @@ impl EncParser<'_> {
     fn word(&mut self) -> IrResult<String> {
         self.ws();
         let start = self.pos;
-        while self.s.get(self.pos).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+        while self
+            .s
+            .get(self.pos)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        {
             self.pos += 1;
         }
         if start == self.pos {
@@ -346,7 +443,7 @@ impl EncParser<'_> {
         }
     }
     /// `key=value` pairs and bare flags until `>`; a nested encoding is returned separately.
-    fn params(&mut self) -> IrResult<(Vec<(String, String)>, Option<Encoding>)> {
+    fn params(&mut self) -> IrResult<EncodingParams> {
         let mut kv = vec![];
         let mut nested = None;
         loop {
@@ -361,7 +458,10 @@ impl EncParser<'_> {
             if self.eat(b'=') {
                 let v = self.word()?;
                 kv.push((w, v));
-            } else if matches!(w.as_str(), "plain" | "blockwise" | "sparse24" | "shift" | "float" | "mx" | "lowrank") {
+            } else if matches!(
+                w.as_str(),
+                "plain" | "blockwise" | "sparse24" | "shift" | "float" | "mx" | "lowrank"
+            ) {
                 self.pos = save;
                 nested = Some(self.encoding()?);
             } else {
@@ -384,55 +484,101 @@ impl EncParser<'_> {
         let granularity = |axis: Option<String>, block: Option<String>| -> IrResult<Granularity> {
             Ok(match (axis, block) {
                 (None, None) => Granularity::Tensor,
-                (Some(a), None) => Granularity::Channel { axis: num(Some(a), "axis")? as usize },
-                (Some(a), Some(b)) => Granularity::Block { axis: num(Some(a), "axis")? as usize, size: num(Some(b), "block")? },
-                (None, Some(_)) => return Err(IrError::InvalidEncoding(format!("{head}: block needs an axis"))),
+                (Some(a), None) => Granularity::Channel {
+                    axis: num(Some(a), "axis")? as usize,
+                },
+                (Some(a), Some(b)) => Granularity::Block {
+                    axis: num(Some(a), "axis")? as usize,
+                    size: num(Some(b), "block")?,
+                },
+                (None, Some(_)) => {
+                    return Err(IrError::InvalidEncoding(format!(
+                        "{head}: block needs an axis"
+                    )))
+                }
             })
         };
         let scale = |v: Option<String>| -> IrResult<ScaleKind> {
-            let v = v.ok_or_else(|| IrError::InvalidEncoding(format!("{head}: missing `scale`")))?;
-            ScaleKind::from_name(&v).ok_or_else(|| IrError::InvalidEncoding(format!("{head}: unknown scale kind `{v}`")))
+            let v =
+                v.ok_or_else(|| IrError::InvalidEncoding(format!("{head}: missing `scale`")))?;
+            ScaleKind::from_name(&v).ok_or_else(|| {
+                IrError::InvalidEncoding(format!("{head}: unknown scale kind `{v}`"))
+            })
         };
         let enc = match head.as_str() {
             "blockwise" => {
                 // the first bare word is the code type, e.g. `i4`
                 let code = take_bare(&mut kv);
-                let code = code.ok_or_else(|| self.err("blockwise needs a code type such as i4"))?;
+                let code =
+                    code.ok_or_else(|| self.err("blockwise needs a code type such as i4"))?;
                 let signed = code.starts_with('i');
                 let bits: u8 = code[1..].parse().map_err(|_| self.err("bad code type"))?;
                 let zp = take(&mut kv, "zero_point").is_some();
                 let axis = take(&mut kv, "axis");
                 let block = take(&mut kv, "block");
-                Encoding::BlockwiseInt { bits, signed, granularity: granularity(axis, block)?, scale: scale(take(&mut kv, "scale"))?, zero_point: zp }
+                Encoding::BlockwiseInt {
+                    bits,
+                    signed,
+                    granularity: granularity(axis, block)?,
+                    scale: scale(take(&mut kv, "scale"))?,
+                    zero_point: zp,
+                }
             }
             "sparse24" => Encoding::Sparse24 {
                 axis: num(take(&mut kv, "axis"), "axis")? as usize,
-                values: Box::new(nested.clone().ok_or_else(|| self.err("sparse24 needs a values encoding"))?),
+                values: Box::new(
+                    nested
+                        .clone()
+                        .ok_or_else(|| self.err("sparse24 needs a values encoding"))?,
+                ),
             },
             "shift" => {
                 let bits = num(take(&mut kv, "bits"), "bits")? as u8;
                 let (axis, block) = (take(&mut kv, "axis"), take(&mut kv, "block"));
-                Encoding::Shift { bits, granularity: granularity(axis, block)?, scale: scale(take(&mut kv, "scale"))? }
+                Encoding::Shift {
+                    bits,
+                    granularity: granularity(axis, block)?,
+                    scale: scale(take(&mut kv, "scale"))?,
+                }
             }
             "float" | "mx" => {
                 let fmt_name = take_bare(&mut kv);
                 let fmt_name = fmt_name.ok_or_else(|| self.err("needs a format such as e4m3"))?;
-                let format = FloatFormat::from_name(&fmt_name).ok_or_else(|| self.err("unknown float format"))?;
+                let format = FloatFormat::from_name(&fmt_name)
+                    .ok_or_else(|| self.err("unknown float format"))?;
                 let (axis, block) = (take(&mut kv, "axis"), take(&mut kv, "block"));
                 if head == "mx" {
-                    Encoding::Mx { elem: format, axis: num(axis, "axis")? as usize, block: num(block, "block")? }
+                    Encoding::Mx {
+                        elem: format,
+                        axis: num(axis, "axis")? as usize,
+                        block: num(block, "block")?,
+                    }
                 } else {
-                    Encoding::Float { format, granularity: granularity(axis, block)?, scale: scale(take(&mut kv, "scale"))? }
+                    Encoding::Float {
+                        format,
+                        granularity: granularity(axis, block)?,
+                        scale: scale(take(&mut kv, "scale"))?,
+                    }
                 }
             }
             "lowrank" => Encoding::LowRank {
                 rank: num(take(&mut kv, "rank"), "rank")?,
-                factors: Box::new(nested.clone().ok_or_else(|| self.err("lowrank needs a factors encoding"))?),
+                factors: Box::new(
+                    nested
+                        .clone()
+                        .ok_or_else(|| self.err("lowrank needs a factors encoding"))?,
+                ),
             },
-            other => return Err(IrError::InvalidEncoding(format!("unknown encoding `{other}`"))),
+            other => {
+                return Err(IrError::InvalidEncoding(format!(
+                    "unknown encoding `{other}`"
+                )))
+            }
         };
         if let Some((k, _)) = kv.first() {
-            return Err(IrError::InvalidEncoding(format!("{head}: unexpected parameter `{k}`")));
+            return Err(IrError::InvalidEncoding(format!(
+                "{head}: unexpected parameter `{k}`"
+            )));
         }
         Ok(enc)
     }
@@ -440,12 +586,16 @@ impl EncParser<'_> {
 
 /// Remove and return the value of `key=value`.
 fn take(kv: &mut Vec<(String, String)>, key: &str) -> Option<String> {
-    kv.iter().position(|(a, _)| a == key).map(|i| kv.remove(i).1)
+    kv.iter()
+        .position(|(a, _)| a == key)
+        .map(|i| kv.remove(i).1)
 }
 
 /// Remove and return the first bare word (a parameter without `=`).
 fn take_bare(kv: &mut Vec<(String, String)>) -> Option<String> {
-    kv.iter().position(|(_, v)| v.is_empty()).map(|i| kv.remove(i).0)
+    kv.iter()
+        .position(|(_, v)| v.is_empty())
+        .map(|i| kv.remove(i).0)
 }
 
 /// A named stored tensor of a constant (`data`, `codes`, `scales`, ...).
@@ -474,15 +624,29 @@ impl Constant {
             dtype: t.dtype(),
             shape: t.shape().to_vec(),
             encoding: Encoding::Plain,
-            parts: vec![Part { name: "data".into(), tensor: t }],
+            parts: vec![Part {
+                name: "data".into(),
+                tensor: t,
+            }],
             hash: Arc::default(),
         }
     }
 
     /// An encoded constant; the parts are checked against the encoding.
-    pub fn encoded(dtype: DType, shape: Vec<usize>, encoding: Encoding, parts: Vec<Part>) -> IrResult<Constant> {
+    pub fn encoded(
+        dtype: DType,
+        shape: Vec<usize>,
+        encoding: Encoding,
+        parts: Vec<Part>,
+    ) -> IrResult<Constant> {
         encoding.check(dtype, &shape, &parts, "")?;
-        Ok(Constant { dtype, shape, encoding, parts, hash: Arc::default() })
+        Ok(Constant {
+            dtype,
+            shape,
+            encoding,
+            parts,
+            hash: Arc::default(),
+        })
     }
 
     /// Logical element type.
@@ -507,7 +671,10 @@ impl Constant {
 
     /// A part by name.
     pub fn part(&self, name: &str) -> Option<&Tensor> {
-        self.parts.iter().find(|p| p.name == name).map(|p| &p.tensor)
+        self.parts
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| &p.tensor)
     }
 
     /// The data of a plain constant.
@@ -526,7 +693,8 @@ impl Constant {
 
     /// Re-check the parts against the encoding.
     pub fn check(&self) -> IrResult<()> {
-        self.encoding.check(self.dtype, &self.shape, &self.parts, "")
+        self.encoding
+            .check(self.dtype, &self.shape, &self.parts, "")
     }
 
     /// A content hash over encoding and parts; for plain constants it equals the data
@@ -574,24 +742,39 @@ mod tests {
         round_trip("float<e4m3, scale=f32>");
         round_trip("mx<e2m1, axis=0, block=32>");
         round_trip("lowrank<rank=32, plain>");
-        assert!("blockwise<i4, scale=f16, bogus=1>".parse::<Encoding>().is_err());
+        assert!("blockwise<i4, scale=f16, bogus=1>"
+            .parse::<Encoding>()
+            .is_err());
         assert!("nonsense<>".parse::<Encoding>().is_err());
     }
 
     #[test]
     fn blockwise_parts_checked() {
         let enc: Encoding = "blockwise<i4, axis=0, block=2, scale=f32>".parse().unwrap();
-        let codes = Tensor::from_bytes(DType::I4, vec![4, 3], bytes::Bytes::from(vec![0u8; 6])).unwrap();
+        let codes =
+            Tensor::from_bytes(DType::I4, vec![4, 3], bytes::Bytes::from(vec![0u8; 6])).unwrap();
         let scales = Tensor::from_vec(vec![2, 3], vec![1.0f32; 6]).unwrap();
         let good = vec![
-            Part { name: "codes".into(), tensor: codes.clone() },
-            Part { name: "scales".into(), tensor: scales },
+            Part {
+                name: "codes".into(),
+                tensor: codes.clone(),
+            },
+            Part {
+                name: "scales".into(),
+                tensor: scales,
+            },
         ];
         assert!(Constant::encoded(DType::F32, vec![4, 3], enc.clone(), good).is_ok());
         let bad_scales = Tensor::from_vec(vec![4, 3], vec![1.0f32; 12]).unwrap();
         let bad = vec![
-            Part { name: "codes".into(), tensor: codes },
-            Part { name: "scales".into(), tensor: bad_scales },
+            Part {
+                name: "codes".into(),
+                tensor: codes,
+            },
+            Part {
+                name: "scales".into(),
+                tensor: bad_scales,
+            },
         ];
         let err = Constant::encoded(DType::F32, vec![4, 3], enc, bad).unwrap_err();
         assert!(err.to_string().contains("scales"), "{err}");

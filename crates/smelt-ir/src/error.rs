@@ -13,13 +13,25 @@ pub enum IrError {
     InvalidEncoding(String),
     /// A structural or typing error found by the verifier.
     #[error("verifier: node `{node}`{}: {msg}", value.as_ref().map(|v| format!(", value `{v}`")).unwrap_or_default())]
-    Verify { node: String, value: Option<String>, msg: String },
+    Verify {
+        node: String,
+        value: Option<String>,
+        msg: String,
+    },
     /// Shape or type inference failed for a node.
     #[error("type inference: node `{node}` ({op}): {msg}")]
-    Infer { node: String, op: String, msg: String },
+    Infer {
+        node: String,
+        op: String,
+        msg: String,
+    },
     /// The textual IR could not be parsed.
     #[error("parse error at {line}:{col}: {msg}")]
-    Parse { line: usize, col: usize, msg: String },
+    Parse {
+        line: usize,
+        col: usize,
+        msg: String,
+    },
     /// A pipeline string or pass option was invalid.
     #[error("pipeline: {0}")]
     Pipeline(String),

@@ -111,7 +111,10 @@ impl WeightStore {
 
     /// All constants.
     pub fn iter(&self) -> impl Iterator<Item = (ConstId, &Arc<Constant>)> {
-        self.consts.iter().enumerate().map(|(i, c)| (ConstId(i as u32), c))
+        self.consts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (ConstId(i as u32), c))
     }
 }
 
@@ -132,7 +135,10 @@ pub struct Graph {
 impl Graph {
     /// An empty graph.
     pub fn new(name: &str) -> Graph {
-        Graph { name: name.to_string(), ..Graph::default() }
+        Graph {
+            name: name.to_string(),
+            ..Graph::default()
+        }
     }
 
     // ---- values ------------------------------------------------------------------------
@@ -189,7 +195,9 @@ impl Graph {
             return Ok(());
         }
         if self.names.contains(name) {
-            return Err(IrError::Graph(format!("value name `{name}` is already used")));
+            return Err(IrError::Graph(format!(
+                "value name `{name}` is already used"
+            )));
         }
         let old = std::mem::replace(&mut self.values[v.0 as usize].name, name.to_string());
         self.names.remove(&old);
@@ -204,7 +212,9 @@ impl Graph {
 
     /// All live values (graph inputs and outputs of existing nodes).
     pub fn live_values(&self) -> impl Iterator<Item = ValueId> + '_ {
-        (0..self.values.len() as u32).map(ValueId).filter(|v| self.value(*v).def != ValueDef::Dead)
+        (0..self.values.len() as u32)
+            .map(ValueId)
+            .filter(|v| self.value(*v).def != ValueDef::Dead)
     }
 
     /// Find a live value by name.
@@ -306,7 +316,10 @@ impl Graph {
 
     /// Add a constant node for an already shared constant.
     pub fn add_shared_const(&mut self, name: &str, c: Arc<Constant>) -> ValueId {
-        let ty = TensorType::new(c.dtype(), Shape::known(&c.shape().iter().map(|&d| d as u64).collect::<Vec<_>>()));
+        let ty = TensorType::new(
+            c.dtype(),
+            Shape::known(&c.shape().iter().map(|&d| d as u64).collect::<Vec<_>>()),
+        );
         let cid = self.store.add_shared(c);
         let id = self.dag.add_node(Node {
             name: String::new(),
@@ -358,10 +371,12 @@ impl Graph {
 
     /// Replace input `slot` of `node`.
     pub fn set_input(&mut self, node: NodeId, slot: usize, value: Option<ValueId>) -> IrResult<()> {
-        let old = *self.dag[node]
-            .inputs
-            .get(slot)
-            .ok_or_else(|| IrError::Graph(format!("node `{}` has no input {slot}", self.dag[node].name)))?;
+        let old = *self.dag[node].inputs.get(slot).ok_or_else(|| {
+            IrError::Graph(format!(
+                "node `{}` has no input {slot}",
+                self.dag[node].name
+            ))
+        })?;
         if let Some(o) = old {
             self.unlink(o, node);
         }
@@ -384,7 +399,10 @@ impl Graph {
 
     /// Number of non-constant nodes.
     pub fn op_count(&self) -> usize {
-        self.dag.node_weights().filter(|n| n.op != OpKind::Const).count()
+        self.dag
+            .node_weights()
+            .filter(|n| n.op != OpKind::Const)
+            .count()
     }
 
     /// The node and slot producing `v`, if any.
@@ -454,7 +472,10 @@ impl Graph {
 
     /// Remove a node; its outputs become dead values and must be unused.
     pub fn remove_node(&mut self, id: NodeId) -> IrResult<Node> {
-        let node = self.dag.node_weight(id).ok_or_else(|| IrError::Graph("removing a missing node".into()))?;
+        let node = self
+            .dag
+            .node_weight(id)
+            .ok_or_else(|| IrError::Graph("removing a missing node".into()))?;
         for &o in &node.outputs {
             if self.is_used(o) {
                 return Err(IrError::Graph(format!(
@@ -465,7 +486,10 @@ impl Graph {
                 )));
             }
         }
-        let node = self.dag.remove_node(id).ok_or_else(|| IrError::Graph("removing a missing node".into()))?;
+        let node = self
+            .dag
+            .remove_node(id)
+            .ok_or_else(|| IrError::Graph("removing a missing node".into()))?;
         for &o in &node.outputs {
             self.values[o.0 as usize].def = ValueDef::Dead;
             let name = self.values[o.0 as usize].name.clone();
@@ -481,8 +505,11 @@ impl Graph {
         for n in self.dag.node_indices() {
             indeg.insert(n, self.dag.edges_directed(n, Direction::Incoming).count());
         }
-        let mut ready: std::collections::BTreeSet<NodeId> =
-            indeg.iter().filter(|(_, d)| **d == 0).map(|(n, _)| *n).collect();
+        let mut ready: std::collections::BTreeSet<NodeId> = indeg
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(n, _)| *n)
+            .collect();
         let mut order = Vec::with_capacity(indeg.len());
         while let Some(n) = ready.pop_first() {
             order.push(n);
@@ -545,9 +572,9 @@ impl Graph {
         let ids: Vec<NodeId> = self.dag.node_indices().collect();
         for n in ids {
             if let Some(c) = self.dag[n].constant {
-                let new = *remap.entry(c).or_insert_with(|| {
-                    fresh.add_shared(self.store.consts[c.0 as usize].clone())
-                });
+                let new = *remap
+                    .entry(c)
+                    .or_insert_with(|| fresh.add_shared(self.store.consts[c.0 as usize].clone()));
                 self.dag[n].constant = Some(new);
             }
         }

@@ -129,19 +129,29 @@ ops! {
 impl OpKind {
     /// The op for an ONNX op type in the default domain, if smelt knows it.
     pub fn from_onnx(op_type: &str) -> Option<OpKind> {
-        CATALOGUE.iter().find(|(_, o, _)| *o == op_type).map(|(k, _, _)| k.clone())
+        CATALOGUE
+            .iter()
+            .find(|(_, o, _)| *o == op_type)
+            .map(|(k, _, _)| k.clone())
     }
 
     /// The op for a textual-IR name.
     pub fn from_text(name: &str) -> Option<OpKind> {
-        CATALOGUE.iter().find(|(_, _, t)| *t == name).map(|(k, _, _)| k.clone())
+        CATALOGUE
+            .iter()
+            .find(|(_, _, t)| *t == name)
+            .map(|(k, _, _)| k.clone())
     }
 
     /// The ONNX op type (`MatMul`); for custom ops, their own name.
     pub fn onnx_name(&self) -> &str {
         match self {
             OpKind::Custom { name, .. } => name,
-            k => CATALOGUE.iter().find(|(c, _, _)| c == k).map(|(_, o, _)| *o).unwrap_or("?"),
+            k => CATALOGUE
+                .iter()
+                .find(|(c, _, _)| c == k)
+                .map(|(_, o, _)| *o)
+                .unwrap_or("?"),
         }
     }
 
@@ -167,8 +177,25 @@ impl OpKind {
         use OpKind::*;
         matches!(
             self,
-            Add | Sub | Mul | Div | Pow | Mod | Max | Min | Sum | Mean | And | Or | Xor | Equal
-                | Less | LessOrEqual | Greater | GreaterOrEqual | PRelu | Where
+            Add | Sub
+                | Mul
+                | Div
+                | Pow
+                | Mod
+                | Max
+                | Min
+                | Sum
+                | Mean
+                | And
+                | Or
+                | Xor
+                | Equal
+                | Less
+                | LessOrEqual
+                | Greater
+                | GreaterOrEqual
+                | PRelu
+                | Where
         )
     }
 

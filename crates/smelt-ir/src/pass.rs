@@ -29,7 +29,9 @@ mod options;
 mod pipeline;
 mod registry;
 
-pub use context::{require_calibration, CalibrationSample, Diagnostic, Evaluator, PassContext, Severity};
+pub use context::{
+    require_calibration, CalibrationSample, Diagnostic, Evaluator, PassContext, Severity,
+};
 pub use manager::{PassManager, PassRun, PrintIr};
 pub use options::{OptionKind, OptionSpec, PassOptions};
 pub use pipeline::{parse_pipeline, PassSpec, Pipeline};
@@ -68,7 +70,11 @@ impl PassReport {
 
     /// The graph changed; one note.
     pub fn changed(note: impl Into<String>) -> PassReport {
-        PassReport { changed: true, notes: vec![note.into()], estimated_error: None }
+        PassReport {
+            changed: true,
+            notes: vec![note.into()],
+            estimated_error: None,
+        }
     }
 
     /// Changed iff `count > 0`, with a note `"<verb> <count> <what>"`.

@@ -90,7 +90,9 @@ impl Shape {
 
     /// Element count, if every dim is known and the product does not overflow.
     pub fn num_elements(&self) -> Option<usize> {
-        self.as_known()?.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        self.as_known()?
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
     }
 
     /// Whether a concrete shape is an instance of this (possibly symbolic) shape.
@@ -134,7 +136,7 @@ impl fmt::Display for Shape {
 pub fn broadcast_dim(a: &Dim, b: &Dim) -> Option<Dim> {
     match (a, b) {
         (Dim::Known(1), x) | (x, Dim::Known(1)) => Some(x.clone()),
-        (Dim::Known(x), Dim::Known(y)) => (x == y).then(|| Dim::Known(*x)),
+        (Dim::Known(x), Dim::Known(y)) => (x == y).then_some(Dim::Known(*x)),
         (Dim::Known(x), _) | (_, Dim::Known(x)) => Some(Dim::Known(*x)),
         (Dim::Sym(x), Dim::Sym(y)) if x == y => Some(a.clone()),
         (Dim::Sym(_), Dim::Unknown) => Some(a.clone()),
@@ -147,7 +149,9 @@ pub fn broadcast_dim(a: &Dim, b: &Dim) -> Option<Dim> {
 pub fn broadcast_shapes(shapes: &[&Shape]) -> Option<Shape> {
     let mut out: Vec<Dim> = vec![];
     for s in shapes {
-        let Some(dims) = s.dims() else { return Some(Shape::unranked()) };
+        let Some(dims) = s.dims() else {
+            return Some(Shape::unranked());
+        };
         if dims.len() > out.len() {
             let mut padded = vec![Dim::Known(1); dims.len() - out.len()];
             padded.extend(out);
@@ -178,6 +182,9 @@ mod tests {
     fn display() {
         assert_eq!(Shape::scalar().to_string(), "[]");
         assert_eq!(Shape::unranked().to_string(), "[*]");
-        assert_eq!(Shape::new(vec![Dim::Unknown, Dim::Known(2)]).to_string(), "[?, 2]");
+        assert_eq!(
+            Shape::new(vec![Dim::Unknown, Dim::Known(2)]).to_string(),
+            "[?, 2]"
+        );
     }
 }

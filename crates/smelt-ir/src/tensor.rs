@@ -29,7 +29,9 @@ impl Tensor {
     pub fn from_bytes(dtype: DType, shape: Vec<usize>, data: Bytes) -> IrResult<Tensor> {
         let n = checked_numel(&shape)?;
         let need = dtype.storage_bytes(n).ok_or_else(|| {
-            IrError::InvalidTensor(format!("{dtype} tensor of shape {shape:?} has no byte size"))
+            IrError::InvalidTensor(format!(
+                "{dtype} tensor of shape {shape:?} has no byte size"
+            ))
         })?;
         if data.len() != need {
             return Err(IrError::InvalidTensor(format!(
@@ -37,7 +39,13 @@ impl Tensor {
                 data.len()
             )));
         }
-        Ok(Tensor { dtype, shape, data, strings: None, hash: Arc::default() })
+        Ok(Tensor {
+            dtype,
+            shape,
+            data,
+            strings: None,
+            hash: Arc::default(),
+        })
     }
 
     /// A string tensor.
@@ -118,7 +126,11 @@ impl Tensor {
                 self.shape
             )));
         }
-        Ok(Tensor { shape, hash: Arc::default(), ..self.clone() })
+        Ok(Tensor {
+            shape,
+            hash: Arc::default(),
+            ..self.clone()
+        })
     }
 
     /// Decode to a vector of native elements; fails if `T` is not the tensor's dtype.
@@ -130,7 +142,11 @@ impl Tensor {
                 T::DTYPE
             )));
         }
-        Ok(self.data.chunks_exact(std::mem::size_of::<T>()).map(T::read_le).collect())
+        Ok(self
+            .data
+            .chunks_exact(std::mem::size_of::<T>())
+            .map(T::read_le)
+            .collect())
     }
 
     /// Read the elements of an integer tensor (any integer dtype or bool) as i64.
@@ -143,9 +159,15 @@ impl Tensor {
             DType::U32 => self.to_vec::<u32>()?.into_iter().map(i64::from).collect(),
             DType::U16 => self.to_vec::<u16>()?.into_iter().map(i64::from).collect(),
             DType::U8 | DType::Bool => self.data.iter().map(|&b| i64::from(b)).collect(),
-            DType::U64 => self.to_vec::<u64>()?.into_iter().map(|v| v as i64).collect(),
+            DType::U64 => self
+                .to_vec::<u64>()?
+                .into_iter()
+                .map(|v| v as i64)
+                .collect(),
             other => {
-                return Err(IrError::InvalidTensor(format!("expected an integer tensor, got {other}")))
+                return Err(IrError::InvalidTensor(format!(
+                    "expected an integer tensor, got {other}"
+                )))
             }
         })
     }
@@ -180,15 +202,24 @@ impl Tensor {
 
 impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Tensor({}{:?}, #{:016x})", self.dtype, self.shape, self.content_hash())
+        write!(
+            f,
+            "Tensor({}{:?}, #{:016x})",
+            self.dtype,
+            self.shape,
+            self.content_hash()
+        )
     }
 }
 
 /// Product of dims with overflow checking.
 pub fn checked_numel(shape: &[usize]) -> IrResult<usize> {
-    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| {
-        IrError::InvalidTensor(format!("element count of shape {shape:?} overflows"))
-    })
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| {
+            IrError::InvalidTensor(format!("element count of shape {shape:?} overflows"))
+        })
 }
 
 /// FNV-1a, 64-bit: small, stable across platforms and releases (unlike std's hasher).

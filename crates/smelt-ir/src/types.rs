@@ -19,17 +19,26 @@ pub struct TensorType {
 impl TensorType {
     /// A type from a dtype and shape.
     pub fn new(dtype: DType, shape: impl Into<Shape>) -> TensorType {
-        TensorType { dtype, shape: shape.into() }
+        TensorType {
+            dtype,
+            shape: shape.into(),
+        }
     }
 
     /// A fully known type.
     pub fn known(dtype: DType, dims: &[u64]) -> TensorType {
-        TensorType { dtype, shape: Shape::known(dims) }
+        TensorType {
+            dtype,
+            shape: Shape::known(dims),
+        }
     }
 
     /// A type with unknown rank.
     pub fn unranked(dtype: DType) -> TensorType {
-        TensorType { dtype, shape: Shape::unranked() }
+        TensorType {
+            dtype,
+            shape: Shape::unranked(),
+        }
     }
 
     /// The rank if known.

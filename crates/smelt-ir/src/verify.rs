@@ -15,7 +15,10 @@ pub fn verify(g: &Graph) -> IrResult<()> {
     let mut names = HashSet::new();
     for v in g.inputs() {
         if !names.insert(g.value(*v).name.clone()) {
-            return Err(err_graph(format!("graph input name `{}` is used twice", g.value(*v).name)));
+            return Err(err_graph(format!(
+                "graph input name `{}` is used twice",
+                g.value(*v).name
+            )));
         }
     }
     for &id in &order {
@@ -24,27 +27,47 @@ pub fn verify(g: &Graph) -> IrResult<()> {
     for (i, v) in g.outputs().iter().enumerate() {
         match g.try_value(*v) {
             Some(d) if d.def != ValueDef::Dead => {}
-            _ => return Err(err_graph(format!("graph output {i} refers to a removed value"))),
+            _ => {
+                return Err(err_graph(format!(
+                    "graph output {i} refers to a removed value"
+                )))
+            }
         }
     }
     Ok(())
 }
 
 fn err_graph(msg: String) -> IrError {
-    IrError::Verify { node: "<graph>".into(), value: None, msg }
+    IrError::Verify {
+        node: "<graph>".into(),
+        value: None,
+        msg,
+    }
 }
 
 fn check_node(g: &Graph, id: NodeId, names: &mut HashSet<String>) -> IrResult<()> {
     let n = g.node(id);
     let label = g.node_label(id);
-    let err = |value: Option<String>, msg: String| IrError::Verify { node: label.clone(), value, msg };
+    let err = |value: Option<String>, msg: String| IrError::Verify {
+        node: label.clone(),
+        value,
+        msg,
+    };
     for (slot, o) in n.outputs.iter().enumerate() {
-        let d = g.try_value(*o).ok_or_else(|| err(None, format!("output {slot} is not a value of this graph")))?;
+        let d = g
+            .try_value(*o)
+            .ok_or_else(|| err(None, format!("output {slot} is not a value of this graph")))?;
         if d.def != (ValueDef::Node { node: id, slot }) {
-            return Err(err(Some(d.name.clone()), format!("output {slot} is not defined by this node")));
+            return Err(err(
+                Some(d.name.clone()),
+                format!("output {slot} is not defined by this node"),
+            ));
         }
         if !names.insert(d.name.clone()) {
-            return Err(err(Some(d.name.clone()), "value name is defined twice".into()));
+            return Err(err(
+                Some(d.name.clone()),
+                "value name is defined twice".into(),
+            ));
         }
     }
     for (slot, i) in n.inputs.iter().enumerate() {
@@ -61,17 +84,26 @@ fn check_node(g: &Graph, id: NodeId, names: &mut HashSet<String>) -> IrResult<()
             .and_then(|c| g.store().get(c))
             .ok_or_else(|| err(None, "const node without a constant".into()))?;
         if !n.inputs.is_empty() || n.outputs.len() != 1 {
-            return Err(err(None, "const nodes have no inputs and one output".into()));
+            return Err(err(
+                None,
+                "const nodes have no inputs and one output".into(),
+            ));
         }
         let out = n.outputs[0];
         let want = Shape::known(&c.shape().iter().map(|&d| d as u64).collect::<Vec<_>>());
         if g.ty(out).dtype != c.dtype() || g.ty(out).shape != want {
             return Err(err(
                 Some(g.value(out).name.clone()),
-                format!("type {} does not match the constant {}{:?}", g.ty(out), c.dtype(), c.shape()),
+                format!(
+                    "type {} does not match the constant {}{:?}",
+                    g.ty(out),
+                    c.dtype(),
+                    c.shape()
+                ),
             ));
         }
-        c.check().map_err(|e| err(Some(g.value(out).name.clone()), e.to_string()))?;
+        c.check()
+            .map_err(|e| err(Some(g.value(out).name.clone()), e.to_string()))?;
         return Ok(());
     }
     if n.constant.is_some() {
@@ -84,7 +116,11 @@ fn check_node(g: &Graph, id: NodeId, names: &mut HashSet<String>) -> IrResult<()
         if !g.encoding(*v).is_plain() && !accepts_encoded(&n.op, slot) {
             return Err(err(
                 Some(g.value(*v).name.clone()),
-                format!("{} cannot read an encoded ({}) input at slot {slot}", n.op, g.encoding(*v)),
+                format!(
+                    "{} cannot read an encoded ({}) input at slot {slot}",
+                    n.op,
+                    g.encoding(*v)
+                ),
             ));
         }
     }
@@ -100,5 +136,8 @@ fn check_node(g: &Graph, id: NodeId, names: &mut HashSet<String>) -> IrResult<()
 
 /// Whether `op` may read an encoded constant at input `slot`.
 pub fn accepts_encoded(op: &OpKind, slot: usize) -> bool {
-    matches!((op, slot), (OpKind::MatMul | OpKind::Gemm | OpKind::Conv, 1) | (OpKind::Gather, 0))
+    matches!(
+        (op, slot),
+        (OpKind::MatMul | OpKind::Gemm | OpKind::Conv, 1) | (OpKind::Gather, 0)
+    )
 }

@@ -47,10 +47,24 @@ fn registry() -> PassRegistry {
         "add-relu",
         "append relus",
         vec![
-            OptionSpec { name: "times", kind: OptionKind::Int { min: 0, max: 5 }, default: Some("1"), help: "how many" },
-            OptionSpec { name: "mode", kind: OptionKind::Enum(&["a", "b"]), default: None, help: "unused" },
+            OptionSpec {
+                name: "times",
+                kind: OptionKind::Int { min: 0, max: 5 },
+                default: Some("1"),
+                help: "how many",
+            },
+            OptionSpec {
+                name: "mode",
+                kind: OptionKind::Enum(&["a", "b"]),
+                default: None,
+                help: "unused",
+            },
         ],
-        |o| Ok(Box::new(AddRelu { times: o.int("times").unwrap_or(1) })),
+        |o| {
+            Ok(Box::new(AddRelu {
+                times: o.int("times").unwrap_or(1),
+            }))
+        },
     );
     reg.register_simple("breaker", "breaks the graph", || Box::new(Breaker));
     reg
@@ -59,7 +73,15 @@ fn registry() -> PassRegistry {
 fn small_graph() -> Graph {
     let mut g = Graph::new("g");
     let x = g.add_input("x", TensorType::known(DType::F32, &[2]));
-    let y = g.add_simple(OpKind::Abs, Attrs::new(), &[x], "y", TensorType::known(DType::F32, &[2])).unwrap();
+    let y = g
+        .add_simple(
+            OpKind::Abs,
+            Attrs::new(),
+            &[x],
+            "y",
+            TensorType::known(DType::F32, &[2]),
+        )
+        .unwrap();
     g.set_outputs(vec![y]);
     g
 }
@@ -86,7 +108,10 @@ fn options_are_typed_and_defaulted() {
         ("add-relu{times=1,times=2}", "given twice"),
         ("nosuch", "unknown pass `nosuch`"),
     ] {
-        let e = PassManager::from_pipeline(&reg, bad).err().expect(bad).to_string();
+        let e = PassManager::from_pipeline(&reg, bad)
+            .err()
+            .expect(bad)
+            .to_string();
         assert!(e.contains(want), "{bad}: {e}");
     }
 }
@@ -101,9 +126,16 @@ fn manager_verifies_and_prints() {
     let sink = printed.clone();
     pm.print_ir(
         PrintIr::After(vec!["add-relu".into()]),
-        Some(Box::new(move |name: &str, g: &Graph| sink.lock().unwrap().push((name.to_string(), text::print(g))))),
+        Some(Box::new(move |name: &str, g: &Graph| {
+            sink.lock()
+                .unwrap()
+                .push((name.to_string(), text::print(g)))
+        })),
     );
-    let e = pm.run(&mut g, &mut PassContext::default()).unwrap_err().to_string();
+    let e = pm
+        .run(&mut g, &mut PassContext::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("pass `breaker`: left an invalid graph"), "{e}");
     let printed = printed.lock().unwrap();
     assert_eq!(printed.len(), 1);
@@ -116,7 +148,13 @@ fn verifier_names_node_and_value() {
     let mut g = Graph::new("g");
     let x = g.add_input("x", TensorType::known(DType::F32, &[2, 3]));
     let t = g
-        .add_node("/t", OpKind::Transpose, Attrs::new(), vec![Some(x)], vec![("tt".into(), TensorType::known(DType::F32, &[2, 3]))])
+        .add_node(
+            "/t",
+            OpKind::Transpose,
+            Attrs::new(),
+            vec![Some(x)],
+            vec![("tt".into(), TensorType::known(DType::F32, &[2, 3]))],
+        )
         .unwrap();
     let tt = g.node(t).outputs[0];
     g.set_outputs(vec![tt]);
@@ -131,14 +169,34 @@ fn verifier_names_node_and_value() {
         DType::F32,
         vec![4],
         "blockwise<i4, scale=f32>".parse().unwrap(),
-        vec![Part { name: "codes".into(), tensor: codes }, Part { name: "scales".into(), tensor: scales }],
+        vec![
+            Part {
+                name: "codes".into(),
+                tensor: codes,
+            },
+            Part {
+                name: "scales".into(),
+                tensor: scales,
+            },
+        ],
     )
     .unwrap();
     let w = g.add_const("w", c);
-    let r = g.add_simple(OpKind::Relu, Attrs::new(), &[w], "r", TensorType::known(DType::F32, &[4])).unwrap();
+    let r = g
+        .add_simple(
+            OpKind::Relu,
+            Attrs::new(),
+            &[w],
+            "r",
+            TensorType::known(DType::F32, &[4]),
+        )
+        .unwrap();
     g.set_outputs(vec![r]);
     let e = verify::verify(&g).unwrap_err().to_string();
-    assert!(e.contains("cannot read an encoded") && e.contains("`w`"), "{e}");
+    assert!(
+        e.contains("cannot read an encoded") && e.contains("`w`"),
+        "{e}"
+    );
 
     // A cycle.
     let mut g = small_graph();
@@ -154,7 +212,15 @@ fn graph_edits_keep_edges_in_sync() {
     let mut g = small_graph();
     let x = g.inputs()[0];
     let y = g.outputs()[0];
-    let z = g.add_simple(OpKind::Neg, Attrs::new(), &[y], "z", TensorType::known(DType::F32, &[2])).unwrap();
+    let z = g
+        .add_simple(
+            OpKind::Neg,
+            Attrs::new(),
+            &[y],
+            "z",
+            TensorType::known(DType::F32, &[2]),
+        )
+        .unwrap();
     assert_eq!(g.consumers(y).len(), 1);
     g.replace_all_uses(y, x);
     assert!(g.consumers(y).is_empty());
@@ -164,6 +230,14 @@ fn graph_edits_keep_edges_in_sync() {
     g.set_outputs(vec![z]);
     assert_eq!(g.topo_order().unwrap().len(), 1);
     // the freed name can be reused
-    let w = g.add_simple(OpKind::Abs, Attrs::new(), &[x], "y", TensorType::known(DType::F32, &[2])).unwrap();
+    let w = g
+        .add_simple(
+            OpKind::Abs,
+            Attrs::new(),
+            &[x],
+            "y",
+            TensorType::known(DType::F32, &[2]),
+        )
+        .unwrap();
     assert_eq!(g.value(w).name, "y");
 }

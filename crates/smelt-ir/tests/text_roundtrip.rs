@@ -42,19 +42,40 @@ fn sample_round_trips_exactly() {
     assert_eq!(print(&again), printed);
     // the weight was re-bound, not copied
     let w = g.value_by_name("w").unwrap();
-    assert!(std::sync::Arc::ptr_eq(g.constant(w).unwrap(), store.find_by_hash(h).unwrap()));
+    assert!(std::sync::Arc::ptr_eq(
+        g.constant(w).unwrap(),
+        store.find_by_hash(h).unwrap()
+    ));
 }
 
 #[test]
 fn parse_errors_have_positions() {
     let cases = [
-        ("graph @g() -> () {\n  %0 = nosuchop() : f32[]\n  return\n}", "unknown op"),
-        ("graph @g() -> (f32[]) {\n  return %zz\n}", "undefined value"),
-        ("graph @g(%x: f32[2]) -> () {\n  %x = abs(%x) : f32[2]\n  return\n}", "defined twice"),
-        ("graph @g() -> () {\n  %w = const f32[300] #00000000000000ff\n  return\n}", "weight store"),
-        ("graph @g() -> () {\n  %w = const f32[2] [1.0]\n  return\n}", "needs 8 bytes"),
+        (
+            "graph @g() -> () {\n  %0 = nosuchop() : f32[]\n  return\n}",
+            "unknown op",
+        ),
+        (
+            "graph @g() -> (f32[]) {\n  return %zz\n}",
+            "undefined value",
+        ),
+        (
+            "graph @g(%x: f32[2]) -> () {\n  %x = abs(%x) : f32[2]\n  return\n}",
+            "defined twice",
+        ),
+        (
+            "graph @g() -> () {\n  %w = const f32[300] #00000000000000ff\n  return\n}",
+            "weight store",
+        ),
+        (
+            "graph @g() -> () {\n  %w = const f32[2] [1.0]\n  return\n}",
+            "needs 8 bytes",
+        ),
         ("graph @g(%x: f33[2]) -> () {\n  return\n}", "unknown dtype"),
-        ("graph @g(%x: f32[2]) -> (f32[3]) {\n  return %x\n}", "signature says"),
+        (
+            "graph @g(%x: f32[2]) -> (f32[3]) {\n  return %x\n}",
+            "signature says",
+        ),
     ];
     for (text, want) in cases {
         let e = parse(text).unwrap_err().to_string();
@@ -73,15 +94,35 @@ fn encoded_constants_print_their_encoding() {
         DType::F32,
         vec![4, 2],
         enc,
-        vec![Part { name: "codes".into(), tensor: codes }, Part { name: "scales".into(), tensor: scales }],
+        vec![
+            Part {
+                name: "codes".into(),
+                tensor: codes,
+            },
+            Part {
+                name: "scales".into(),
+                tensor: scales,
+            },
+        ],
     )
     .unwrap();
     let x = g.add_input("x", TensorType::known(DType::F32, &[1, 4]));
     let w = g.add_const("w", c);
-    let y = g.add_simple(OpKind::MatMul, Attrs::new(), &[x, w], "y", TensorType::known(DType::F32, &[1, 2])).unwrap();
+    let y = g
+        .add_simple(
+            OpKind::MatMul,
+            Attrs::new(),
+            &[x, w],
+            "y",
+            TensorType::known(DType::F32, &[1, 2]),
+        )
+        .unwrap();
     g.set_outputs(vec![y]);
     let text = print(&g);
-    assert!(text.contains("{encoding = blockwise<i4, axis=0, block=2, scale=f16>} #"), "{text}");
+    assert!(
+        text.contains("{encoding = blockwise<i4, axis=0, block=2, scale=f16>} #"),
+        "{text}"
+    );
     assert_eq!(print(&parse_with(&text, Some(g.store())).unwrap()), text);
 }
 
@@ -96,7 +137,11 @@ fn arb_name() -> impl Strategy<Value = String> {
 }
 
 fn arb_dim() -> impl Strategy<Value = Dim> {
-    prop_oneof![(0u64..40).prop_map(Dim::Known), "[a-z]{1,5}".prop_map(Dim::Sym), Just(Dim::Unknown)]
+    prop_oneof![
+        (0u64..40).prop_map(Dim::Known),
+        "[a-z]{1,5}".prop_map(Dim::Sym),
+        Just(Dim::Unknown)
+    ]
 }
 
 fn arb_type() -> impl Strategy<Value = TensorType> {
@@ -124,20 +169,30 @@ fn arb_attr() -> impl Strategy<Value = Attr> {
 /// A constant of a random dtype and size, small (inline) or large (by hash).
 fn arb_const() -> impl Strategy<Value = Tensor> {
     prop_oneof![
-        prop::collection::vec(any::<f32>(), 0..40).prop_map(|v| Tensor::from_vec(vec![v.len()], v).unwrap()),
-        prop::collection::vec(any::<i64>(), 0..20).prop_map(|v| Tensor::from_vec(vec![v.len()], v).unwrap()),
+        prop::collection::vec(any::<f32>(), 0..40)
+            .prop_map(|v| Tensor::from_vec(vec![v.len()], v).unwrap()),
+        prop::collection::vec(any::<i64>(), 0..20)
+            .prop_map(|v| Tensor::from_vec(vec![v.len()], v).unwrap()),
         prop::collection::vec(any::<u16>(), 1..8).prop_map(|v| {
-            Tensor::from_vec(vec![v.len()], v.into_iter().map(half::f16::from_bits).collect()).unwrap()
+            Tensor::from_vec(
+                vec![v.len()],
+                v.into_iter().map(half::f16::from_bits).collect(),
+            )
+            .unwrap()
         }),
-        prop::collection::vec(any::<bool>(), 0..6).prop_map(|v| Tensor::from_vec(vec![v.len()], v).unwrap()),
+        prop::collection::vec(any::<bool>(), 0..6)
+            .prop_map(|v| Tensor::from_vec(vec![v.len()], v).unwrap()),
         prop::collection::vec(any::<u8>(), 1..6).prop_map(|v| {
             Tensor::from_bytes(DType::I4, vec![v.len() * 2], Bytes::from(v)).unwrap()
         }),
         prop::collection::vec(any::<u8>(), 1..6).prop_map(|v| {
             Tensor::from_bytes(DType::F8E4M3, vec![v.len()], Bytes::from(v)).unwrap()
         }),
-        prop::collection::vec("[a-z\"\\\\]{0,4}", 1..4)
-            .prop_map(|v| Tensor::from_strings(vec![v.len()], v).unwrap()),
+        prop::collection::vec("[a-z\"\\\\]{0,4}", 1..4).prop_map(|v| Tensor::from_strings(
+            vec![v.len()],
+            v
+        )
+        .unwrap()),
     ]
 }
 
@@ -153,12 +208,21 @@ struct NodeRecipe {
 fn arb_node() -> impl Strategy<Value = NodeRecipe> {
     (
         any::<usize>(),
-        prop::collection::vec(prop::option::weighted(0.9, any::<prop::sample::Index>()), 0..4),
+        prop::collection::vec(
+            prop::option::weighted(0.9, any::<prop::sample::Index>()),
+            0..4,
+        ),
         prop::collection::vec(("[a-z_]{1,6}", arb_attr()), 0..3),
         prop::collection::vec((arb_name(), arb_type()), 1..3),
         prop_oneof![Just(String::new()), ".{0,10}"],
     )
-        .prop_map(|(op, inputs, attrs, outputs, loc)| NodeRecipe { op, inputs, attrs, outputs, loc })
+        .prop_map(|(op, inputs, attrs, outputs, loc)| NodeRecipe {
+            op,
+            inputs,
+            attrs,
+            outputs,
+            loc,
+        })
 }
 
 fn build(inputs: Vec<(String, TensorType)>, consts: Vec<Tensor>, nodes: Vec<NodeRecipe>) -> Graph {
@@ -172,13 +236,24 @@ fn build(inputs: Vec<(String, TensorType)>, consts: Vec<Tensor>, nodes: Vec<Node
         vals.push(g.add_const(&format!("c{i}"), Constant::plain(c)));
     }
     for r in nodes {
-        let ins = r.inputs.iter().map(|i| i.as_ref().filter(|_| !vals.is_empty()).map(|i| vals[i.index(vals.len())])).collect();
+        let ins = r
+            .inputs
+            .iter()
+            .map(|i| {
+                i.as_ref()
+                    .filter(|_| !vals.is_empty())
+                    .map(|i| vals[i.index(vals.len())])
+            })
+            .collect();
         let mut attrs = Attrs::new();
         for (k, v) in r.attrs {
             attrs.set(&k, v);
         }
         let op = if r.op % 10 == 0 {
-            OpKind::Custom { domain: "ext.test".into(), name: "Op".into() }
+            OpKind::Custom {
+                domain: "ext.test".into(),
+                name: "Op".into(),
+            }
         } else {
             ops[r.op % ops.len()].clone()
         };

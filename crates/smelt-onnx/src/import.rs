@@ -91,7 +91,11 @@ pub fn import_model_bytes(data: Bytes, base_dir: Option<&Path>) -> OnnxResult<Im
 }
 
 /// [`import_model_bytes`] with options.
-pub fn import_model_bytes_with(data: Bytes, base_dir: Option<&Path>, options: &ImportOptions) -> OnnxResult<Imported> {
+pub fn import_model_bytes_with(
+    data: Bytes,
+    base_dir: Option<&Path>,
+    options: &ImportOptions,
+) -> OnnxResult<Imported> {
     // Decoding from `Bytes` makes `raw_data` fields slices of `data`, not copies.
     let model = ModelProto::decode(data)?;
     let opset = default_opset(&model.opset_import)?;
@@ -275,11 +279,18 @@ impl<'m> Builder<'m> {
             return self.add_constant_node(n, &label);
         }
         let domain = n.domain.as_deref().unwrap_or_default();
-        let known = if is_default_domain(domain) { OpKind::from_onnx(op_type) } else { None };
+        let known = if is_default_domain(domain) {
+            OpKind::from_onnx(op_type)
+        } else {
+            None
+        };
         let op = match known {
             Some(op) => op,
             // `unsupported_ops` refused unknown ops unless they are to be kept.
-            None if self.keep_unknown_ops => OpKind::Custom { domain: domain.to_string(), name: op_type.to_string() },
+            None if self.keep_unknown_ops => OpKind::Custom {
+                domain: domain.to_string(),
+                name: op_type.to_string(),
+            },
             None => return Err(bad("unsupported op".into())),
         };
         let lenient = matches!(op, OpKind::Custom { .. });

@@ -284,7 +284,9 @@ fn old_reduce_axes_become_an_input() {
 
 #[test]
 fn unknown_ops_can_be_kept_for_inspection() {
-    let opts = smelt_onnx::ImportOptions { keep_unknown_ops: true };
+    let opts = smelt_onnx::ImportOptions {
+        keep_unknown_ops: true,
+    };
     let m = smelt_onnx::import_model_file_with(&fixture("unsupported.onnx"), &opts).unwrap();
     let g = &m.graph;
     let custom: Vec<String> = g
@@ -295,5 +297,8 @@ fn unknown_ops_can_be_kept_for_inspection() {
         })
         .collect();
     assert_eq!(custom.len(), 3, "{custom:?}");
-    assert!(custom.iter().any(|c| c.starts_with("com.microsoft.")), "{custom:?}");
+    assert!(
+        custom.iter().any(|c| c.starts_with("com.microsoft.")),
+        "{custom:?}"
+    );
 }

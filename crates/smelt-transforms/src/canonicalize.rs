@@ -22,7 +22,9 @@ impl Pass for Canonicalize {
                 if g.ty(src) != g.ty(out) {
                     continue;
                 }
-                if g.outputs().contains(&out) && (g.outputs().contains(&src) || g.inputs().contains(&src)) {
+                if g.outputs().contains(&out)
+                    && (g.outputs().contains(&src) || g.inputs().contains(&src))
+                {
                     continue;
                 }
                 g.replace_all_uses(out, src);
@@ -43,20 +45,38 @@ fn forwarded_input(g: &Graph, id: NodeId) -> Option<ValueId> {
     match &n.op {
         OpKind::Identity => Some(first),
         OpKind::Dropout if n.outputs.len() == 1 || !g.is_used(n.outputs[1]) => {
-            let training = n.inputs.get(2).copied().flatten().and_then(|t| g.plain_constant(t));
-            let training = training.and_then(|t| t.to_i64_vec().ok()).is_some_and(|v| v.first() == Some(&1));
+            let training = n
+                .inputs
+                .get(2)
+                .copied()
+                .flatten()
+                .and_then(|t| g.plain_constant(t));
+            let training = training
+                .and_then(|t| t.to_i64_vec().ok())
+                .is_some_and(|v| v.first() == Some(&1));
             (!training).then_some(first)
         }
         OpKind::Cast if g.ty(first).dtype == g.ty(out).dtype => Some(first),
         OpKind::Reshape | OpKind::Expand | OpKind::Flatten if same_type => Some(first),
         OpKind::Transpose => {
             let perm = n.attrs.ints("perm")?;
-            perm.iter().enumerate().all(|(i, &p)| p == i as i64).then_some(first)
+            perm.iter()
+                .enumerate()
+                .all(|(i, &p)| p == i as i64)
+                .then_some(first)
         }
-        OpKind::Concat | OpKind::Sum | OpKind::Max | OpKind::Min | OpKind::Mean if n.inputs.len() == 1 => Some(first),
+        OpKind::Concat | OpKind::Sum | OpKind::Max | OpKind::Min | OpKind::Mean
+            if n.inputs.len() == 1 =>
+        {
+            Some(first)
+        }
         OpKind::Add | OpKind::Sub | OpKind::Mul | OpKind::Div => {
             let other = n.inputs.get(1).copied().flatten()?;
-            let neutral = if matches!(n.op, OpKind::Add | OpKind::Sub) { 0.0 } else { 1.0 };
+            let neutral = if matches!(n.op, OpKind::Add | OpKind::Sub) {
+                0.0
+            } else {
+                1.0
+            };
             let t = g.plain_constant(other)?;
             (g.ty(first) == g.ty(out) && all_equal(t, neutral)).then_some(first)
         }
@@ -69,9 +89,15 @@ fn all_equal(t: &Tensor, want: f64) -> bool {
         return false;
     }
     let vals: Option<Vec<f64>> = match t.dtype() {
-        smelt_ir::DType::F32 => t.to_vec::<f32>().ok().map(|v| v.into_iter().map(f64::from).collect()),
+        smelt_ir::DType::F32 => t
+            .to_vec::<f32>()
+            .ok()
+            .map(|v| v.into_iter().map(f64::from).collect()),
         smelt_ir::DType::F64 => t.to_vec::<f64>().ok(),
-        d if d.is_int() => t.to_i64_vec().ok().map(|v| v.into_iter().map(|x| x as f64).collect()),
+        d if d.is_int() => t
+            .to_i64_vec()
+            .ok()
+            .map(|v| v.into_iter().map(|x| x as f64).collect()),
         _ => None,
     };
     vals.is_some_and(|v| v.iter().all(|&x| x == want))

@@ -30,10 +30,19 @@ impl Pass for Cse {
                 _ => format!("{}{:?}#{}", n.op, n.inputs, n.outputs.len()),
             };
             let bucket = seen.entry(key).or_default();
-            let twin = bucket.iter().copied().find(|&other| same_node(g, other, id));
+            let twin = bucket
+                .iter()
+                .copied()
+                .find(|&other| same_node(g, other, id));
             match twin {
                 Some(other) => {
-                    let pairs: Vec<_> = g.node(id).outputs.iter().copied().zip(g.node(other).outputs.clone()).collect();
+                    let pairs: Vec<_> = g
+                        .node(id)
+                        .outputs
+                        .iter()
+                        .copied()
+                        .zip(g.node(other).outputs.clone())
+                        .collect();
                     for (mine, theirs) in pairs {
                         if g.ty(mine) != g.ty(theirs) {
                             // Same computation with different recorded types: keep the more
@@ -56,7 +65,11 @@ impl Pass for Cse {
 
 fn same_node(g: &Graph, a: NodeId, b: NodeId) -> bool {
     let (x, y) = (g.node(a), g.node(b));
-    if x.op != y.op || x.inputs != y.inputs || x.attrs != y.attrs || x.outputs.len() != y.outputs.len() {
+    if x.op != y.op
+        || x.inputs != y.inputs
+        || x.attrs != y.attrs
+        || x.outputs.len() != y.outputs.len()
+    {
         return false;
     }
     match (x.constant, y.constant) {
@@ -66,7 +79,10 @@ fn same_node(g: &Graph, a: NodeId, b: NodeId) -> bool {
                     && p.shape() == q.shape()
                     && p.dtype() == q.dtype()
                     && p.parts().len() == q.parts().len()
-                    && p.parts().iter().zip(q.parts()).all(|(s, t)| s.name == t.name && s.tensor.same_content(&t.tensor))
+                    && p.parts()
+                        .iter()
+                        .zip(q.parts())
+                        .all(|(s, t)| s.name == t.name && s.tensor.same_content(&t.tensor))
             }
             _ => false,
         },

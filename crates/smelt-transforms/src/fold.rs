@@ -1,6 +1,9 @@
 //! Constant folding.
 
-use smelt_ir::{Constant, DType, Dim, Graph, IrError, IrResult, NodeId, OpKind, Pass, PassContext, PassReport, Tensor, ValueId};
+use smelt_ir::{
+    Constant, DType, Dim, Graph, IrError, IrResult, NodeId, OpKind, Pass, PassContext, PassReport,
+    Tensor, ValueId,
+};
 
 use crate::shape_values::{analyse, SymInt};
 
@@ -37,7 +40,9 @@ impl Pass for FoldConstants {
         let mut report = PassReport::counted(folded, "nodes folded");
         if reshapes > 0 {
             report.changed = true;
-            report.notes.push(format!("{reshapes} reshape targets made constant"));
+            report
+                .notes
+                .push(format!("{reshapes} reshape targets made constant"));
         }
         Ok(report)
     }
@@ -61,7 +66,12 @@ impl FoldConstants {
                 .collect();
             let Some(inputs) = inputs else { continue };
             // Outputs known to be large are not materialised.
-            if n.outputs.iter().any(|o| g.ty(*o).shape.num_elements().is_some_and(|e| e > self.max_elements)) {
+            if n.outputs.iter().any(|o| {
+                g.ty(*o)
+                    .shape
+                    .num_elements()
+                    .is_some_and(|e| e > self.max_elements)
+            }) {
                 continue;
             }
             let results = match smelt_interp::eval_op(&n.op, &n.attrs, &inputs, n.outputs.len()) {
@@ -121,7 +131,9 @@ fn fold_shape_values(g: &mut Graph) -> IrResult<usize> {
             continue;
         }
         let out = n.outputs[0];
-        let Some(known) = sv.get(&out).and_then(|s| s.known().map(|k| (k, s.scalar))) else { continue };
+        let Some(known) = sv.get(&out).and_then(|s| s.known().map(|k| (k, s.scalar))) else {
+            continue;
+        };
         let (vals, scalar) = known;
         let shape = if scalar { vec![] } else { vec![vals.len()] };
         let t = match g.ty(out).dtype {
@@ -145,13 +157,17 @@ fn rewrite_reshape_targets(g: &mut Graph) -> IrResult<usize> {
         if n.op != OpKind::Reshape || n.attrs.int_or("allowzero", 0) != 0 {
             continue;
         }
-        let (Some(Some(x)), Some(Some(s))) = (n.inputs.first(), n.inputs.get(1)) else { continue };
+        let (Some(Some(x)), Some(Some(s))) = (n.inputs.first(), n.inputs.get(1)) else {
+            continue;
+        };
         let (x, s) = (*x, *s);
         if g.plain_constant(s).is_some() {
             continue;
         }
         let Some(target) = sv.get(&s) else { continue };
-        let Some(target) = constant_target(g.ty(x).dims(), &target.elems) else { continue };
+        let Some(target) = constant_target(g.ty(x).dims(), &target.elems) else {
+            continue;
+        };
         let t = Tensor::from_vec(vec![target.len()], target)?;
         let c: ValueId = g.add_const("", Constant::plain(t));
         g.set_input(id, 1, Some(c))?;

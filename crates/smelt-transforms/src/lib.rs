@@ -27,17 +27,26 @@ use smelt_ir::PassRegistry;
 
 /// Register `dce`, `cse`, `fold-constants` and `canonicalize`.
 pub fn register_core_passes(reg: &mut PassRegistry) {
-    reg.register_simple("dce", "remove nodes whose results are unused", || Box::new(Dce));
-    reg.register_simple("cse", "merge identical nodes and constants", || Box::new(Cse));
-    reg.register_simple("canonicalize", "remove no-op nodes (identity casts, reshapes, x+0, x*1, ...)", || {
-        Box::new(Canonicalize)
+    reg.register_simple("dce", "remove nodes whose results are unused", || {
+        Box::new(Dce)
     });
+    reg.register_simple("cse", "merge identical nodes and constants", || {
+        Box::new(Cse)
+    });
+    reg.register_simple(
+        "canonicalize",
+        "remove no-op nodes (identity casts, reshapes, x+0, x*1, ...)",
+        || Box::new(Canonicalize),
+    );
     reg.register(
         "fold-constants",
         "evaluate nodes with constant inputs; fold shape arithmetic symbolically",
         vec![OptionSpec {
             name: "max-elements",
-            kind: OptionKind::Int { min: 0, max: i64::MAX },
+            kind: OptionKind::Int {
+                min: 0,
+                max: i64::MAX,
+            },
             default: Some("4194304"),
             help: "do not materialise folded results with more elements than this",
         }],

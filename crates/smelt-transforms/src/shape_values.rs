@@ -48,7 +48,9 @@ const MAX_ELEMS: usize = 64;
 
 fn sym_of(d: &Dim) -> SymInt {
     match d {
-        Dim::Known(k) => i64::try_from(*k).map(SymInt::Known).unwrap_or(SymInt::Unknown),
+        Dim::Known(k) => i64::try_from(*k)
+            .map(SymInt::Known)
+            .unwrap_or(SymInt::Unknown),
         Dim::Sym(s) => SymInt::Sym(s.clone()),
         Dim::Unknown => SymInt::Unknown,
     }
@@ -67,7 +69,9 @@ pub fn analyse(g: &Graph) -> IrResult<HashMap<ValueId, ShapeValue>> {
     let mut sv: HashMap<ValueId, ShapeValue> = HashMap::new();
     for id in g.topo_order()? {
         let n = g.node(id);
-        let Some(&out) = n.outputs.first() else { continue };
+        let Some(&out) = n.outputs.first() else {
+            continue;
+        };
         let ty = g.ty(out);
         if !matches!(ty.dtype, DType::I64 | DType::I32) || ty.rank().is_some_and(|r| r > 1) {
             continue;
@@ -77,10 +81,14 @@ pub fn analyse(g: &Graph) -> IrResult<HashMap<ValueId, ShapeValue>> {
         let value = match &n.op {
             OpKind::Const => {
                 let t = g.plain_constant(out);
-                t.filter(|t| t.len() <= MAX_ELEMS && t.shape().len() <= 1).and_then(|t| {
-                    let v = t.to_i64_vec().ok()?;
-                    Some(ShapeValue { elems: v.into_iter().map(SymInt::Known).collect(), scalar: t.shape().is_empty() })
-                })
+                t.filter(|t| t.len() <= MAX_ELEMS && t.shape().len() <= 1)
+                    .and_then(|t| {
+                        let v = t.to_i64_vec().ok()?;
+                        Some(ShapeValue {
+                            elems: v.into_iter().map(SymInt::Known).collect(),
+                            scalar: t.shape().is_empty(),
+                        })
+                    })
             }
             OpKind::Shape => input(0).and_then(|x| {
                 let dims = g.ty(x).dims()?;
@@ -88,8 +96,15 @@ pub fn analyse(g: &Graph) -> IrResult<HashMap<ValueId, ShapeValue>> {
                 let clamp = |i: i64| (if i < 0 { i + rank } else { i }).clamp(0, rank) as usize;
                 let start = clamp(n.attrs.int_or("start", 0));
                 let end = clamp(n.attrs.int_or("end", rank));
-                let elems = dims.get(start..end.max(start))?.iter().map(sym_of).collect();
-                Some(ShapeValue { elems, scalar: false })
+                let elems = dims
+                    .get(start..end.max(start))?
+                    .iter()
+                    .map(sym_of)
+                    .collect();
+                Some(ShapeValue {
+                    elems,
+                    scalar: false,
+                })
             }),
             OpKind::Gather if n.attrs.int_or("axis", 0) == 0 => (|| {
                 let data = sv_in(0)?;
@@ -106,8 +121,12 @@ pub fn analyse(g: &Graph) -> IrResult<HashMap<ValueId, ShapeValue>> {
                 let scalar = g.ty(idx_v).rank() == Some(0);
                 Some(ShapeValue { elems, scalar })
             })(),
-            OpKind::Unsqueeze => sv_in(0).filter(|s| s.scalar).map(|s| ShapeValue { scalar: false, ..s }),
-            OpKind::Squeeze => sv_in(0).filter(|s| s.elems.len() == 1).map(|s| ShapeValue { scalar: true, ..s }),
+            OpKind::Unsqueeze => sv_in(0)
+                .filter(|s| s.scalar)
+                .map(|s| ShapeValue { scalar: false, ..s }),
+            OpKind::Squeeze => sv_in(0)
+                .filter(|s| s.elems.len() == 1)
+                .map(|s| ShapeValue { scalar: true, ..s }),
             OpKind::Identity => sv_in(0),
             OpKind::Cast => sv_in(0),
             OpKind::Concat => (|| {
@@ -119,7 +138,10 @@ pub fn analyse(g: &Graph) -> IrResult<HashMap<ValueId, ShapeValue>> {
                     }
                     elems.extend(s.elems.iter().cloned());
                 }
-                (elems.len() <= MAX_ELEMS).then_some(ShapeValue { elems, scalar: false })
+                (elems.len() <= MAX_ELEMS).then_some(ShapeValue {
+                    elems,
+                    scalar: false,
+                })
             })(),
             OpKind::Slice => (|| {
                 let data = sv_in(0)?;
@@ -140,7 +162,10 @@ pub fn analyse(g: &Graph) -> IrResult<HashMap<ValueId, ShapeValue>> {
                 let len = data.elems.len() as i64;
                 let norm = |i: i64| (if i < 0 { i + len } else { i }).clamp(0, len) as usize;
                 let (s, e) = (norm(*starts.first()?), norm(*ends.first()?));
-                Some(ShapeValue { elems: data.elems.get(s..e.max(s))?.to_vec(), scalar: false })
+                Some(ShapeValue {
+                    elems: data.elems.get(s..e.max(s))?.to_vec(),
+                    scalar: false,
+                })
             })(),
             _ => None,
         };

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use smelt_ir::pass::{Evaluator, PassRun};
-use smelt_ir::{Graph, IrError, IrResult, Pass, PassContext, PassManager, PassRegistry, PassReport, Tensor, ValueId};
+use smelt_ir::{
+    Graph, IrError, IrResult, Pass, PassContext, PassManager, PassRegistry, PassReport, Tensor,
+    ValueId,
+};
 
 use crate::error::Result;
 
@@ -48,10 +51,11 @@ impl Pass for Shared {
 }
 
 impl Driver {
-    /// A driver with the core passes registered.
+    /// A driver with the core passes and the rewrite-engine passes registered.
     pub fn new() -> Driver {
         let mut registry = PassRegistry::new();
         smelt_transforms::register_core_passes(&mut registry);
+        smelt_rewrite::register_rewrite_passes(&mut registry);
         Driver { registry }
     }
 
@@ -59,7 +63,8 @@ impl Driver {
     pub fn register(mut self, pass: impl Pass + 'static) -> Driver {
         let pass: Arc<dyn Pass> = Arc::new(pass);
         let name = pass.name().to_string();
-        self.registry.register_simple(&name, "user pass", move || Box::new(Shared(pass.clone())));
+        self.registry
+            .register_simple(&name, "user pass", move || Box::new(Shared(pass.clone())));
         self
     }
 
@@ -96,9 +101,15 @@ impl Evaluator for InterpEvaluator {
         inputs: &[(String, Tensor)],
         observe: &mut dyn FnMut(ValueId, &Tensor),
     ) -> IrResult<Vec<Tensor>> {
-        let named: Vec<(&str, Tensor)> = inputs.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
-        let outs = smelt_interp::run_with_observer(graph, &named, observe)
-            .map_err(|e| IrError::Pass { pass: "calibration".into(), msg: e.to_string() })?;
+        let named: Vec<(&str, Tensor)> = inputs
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.clone()))
+            .collect();
+        let outs =
+            smelt_interp::run_with_observer(graph, &named, observe).map_err(|e| IrError::Pass {
+                pass: "calibration".into(),
+                msg: e.to_string(),
+            })?;
         Ok(outs.into_iter().map(|(_, t)| t).collect())
     }
 }

@@ -14,7 +14,8 @@
 //! ```
 //!
 //! The building blocks are re-exported: [`ir`] (graph, types, pass API), [`onnx`]
-//! (import), [`interp`] (the reference interpreter) and [`transforms`] (core passes).
+//! (import), [`interp`] (the reference interpreter), [`transforms`] (core passes) and
+//! [`rewrite`] (the equality-saturation engine and its rule sets).
 
 mod driver;
 mod error;
@@ -27,9 +28,10 @@ pub use model::Model;
 pub use smelt_interp as interp;
 pub use smelt_ir as ir;
 pub use smelt_onnx as onnx;
+pub use smelt_rewrite as rewrite;
 pub use smelt_transforms as transforms;
 
 pub use smelt_ir::{
-    Attr, Attrs, Constant, DType, Dim, Encoding, Graph, IrError, IrResult, NodeId, OpKind, Pass, PassContext,
-    PassManager, PassRegistry, PassReport, Shape, Tensor, TensorType, ValueId,
+    Attr, Attrs, Constant, DType, Dim, Encoding, Graph, IrError, IrResult, NodeId, OpKind, Pass,
+    PassContext, PassManager, PassRegistry, PassReport, Shape, Tensor, TensorType, ValueId,
 };

@@ -20,24 +20,39 @@ impl Model {
     pub fn from_onnx(path: impl AsRef<Path>) -> Result<Model> {
         let path = path.as_ref();
         let graph = smelt_onnx::import_file(path)?;
-        Ok(Model { graph, path: path.to_path_buf() })
+        Ok(Model {
+            graph,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Import an ONNX model keeping ops smelt does not know as `Custom` nodes, so the model
     /// can be inspected (not run) and every unsupported op listed.
     pub fn from_onnx_lenient(path: impl AsRef<Path>) -> Result<Model> {
         let path = path.as_ref();
-        let opts = smelt_onnx::ImportOptions { keep_unknown_ops: true };
+        let opts = smelt_onnx::ImportOptions {
+            keep_unknown_ops: true,
+        };
         let graph = smelt_onnx::import_model_file_with(path, &opts)?.graph;
-        Ok(Model { graph, path: path.to_path_buf() })
+        Ok(Model {
+            graph,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Parse a model in the textual IR (its constants must be inline).
     pub fn from_text_file(path: impl AsRef<Path>) -> Result<Model> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?;
-        let graph = smelt_ir::text::parse(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
-        Ok(Model { graph, path: path.to_path_buf() })
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })?;
+        let graph = smelt_ir::text::parse(&text)
+            .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+        Ok(Model {
+            graph,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Load by extension: `.onnx` or `.smelt`.
@@ -63,7 +78,10 @@ impl Model {
     }
 
     /// Run the model with the reference interpreter.
-    pub fn run_interp(&self, inputs: &[(&str, smelt_ir::Tensor)]) -> Result<Vec<(String, smelt_ir::Tensor)>> {
+    pub fn run_interp(
+        &self,
+        inputs: &[(&str, smelt_ir::Tensor)],
+    ) -> Result<Vec<(String, smelt_ir::Tensor)>> {
         Ok(smelt_interp::run(&self.graph, inputs)?)
     }
 }

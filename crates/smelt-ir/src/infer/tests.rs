@@ -574,7 +574,8 @@ fn casts_and_dtype_codes() {
             assert_eq!(dtype_from_onnx_code(code), Some(d));
         }
     }
-    assert_eq!(onnx_code_of(DType::F6E2M3), None);
+    assert_eq!(onnx_code_of(DType::F6E2M3), Some(27));
+    assert_eq!(onnx_code_of(DType::F6E3M2), Some(28));
     assert_eq!(dtype_from_onnx_code(7), Some(DType::I64));
     assert_eq!(dtype_from_onnx_code(0), None);
     assert_eq!(dtype_from_onnx_code(-1), None);

@@ -59,8 +59,15 @@ pub struct PassContext {
 
 impl PassContext {
     /// A context with calibration data and an evaluator.
-    pub fn with_calibration(samples: Vec<CalibrationSample>, evaluator: Arc<dyn Evaluator>) -> PassContext {
-        PassContext { calibration: samples, evaluator: Some(evaluator), ..PassContext::default() }
+    pub fn with_calibration(
+        samples: Vec<CalibrationSample>,
+        evaluator: Arc<dyn Evaluator>,
+    ) -> PassContext {
+        PassContext {
+            calibration: samples,
+            evaluator: Some(evaluator),
+            ..PassContext::default()
+        }
     }
 
     pub(crate) fn set_current_pass(&mut self, name: &str) {
@@ -98,7 +105,10 @@ impl std::fmt::Debug for PassContext {
 }
 
 /// Convenience for passes: run the calibration set through the evaluator.
-pub fn require_calibration<'a>(cx: &'a PassContext, pass: &str) -> IrResult<(&'a [CalibrationSample], &'a Arc<dyn Evaluator>)> {
+pub fn require_calibration<'a>(
+    cx: &'a PassContext,
+    pass: &str,
+) -> IrResult<(&'a [CalibrationSample], &'a Arc<dyn Evaluator>)> {
     match (&cx.evaluator, cx.calibration.is_empty()) {
         (Some(e), false) => Ok((&cx.calibration, e)),
         _ => Err(crate::IrError::Pass {

@@ -54,7 +54,12 @@ pub struct PassManager {
 impl PassManager {
     /// An empty manager. Verification after each pass is on in debug builds and tests.
     pub fn new() -> PassManager {
-        PassManager { passes: vec![], verify_each: cfg!(debug_assertions), print_ir: PrintIr::Never, sink: None }
+        PassManager {
+            passes: vec![],
+            verify_each: cfg!(debug_assertions),
+            print_ir: PrintIr::Never,
+            sink: None,
+        }
     }
 
     /// A manager for a pipeline string, building each pass from `registry`.
@@ -112,12 +117,15 @@ impl PassManager {
             let print = match &self.print_ir {
                 PrintIr::Never => false,
                 PrintIr::AfterAll => true,
-                PrintIr::After(names) => names.iter().any(|n| *n == name),
+                PrintIr::After(names) => names.contains(&name),
             };
             if print {
                 match &mut self.sink {
                     Some(sink) => sink(&name, graph),
-                    None => eprintln!("// ----- IR after {name} -----\n{}", crate::text::print(graph)),
+                    None => eprintln!(
+                        "// ----- IR after {name} -----\n{}",
+                        crate::text::print(graph)
+                    ),
                 }
             }
             runs.push(PassRun {

@@ -36,7 +36,10 @@ pub struct OptionSpec {
 impl OptionSpec {
     fn check(&self, pass: &str, value: &str) -> IrResult<()> {
         let bad = |why: String| {
-            Err(IrError::Pipeline(format!("pass `{pass}`: option `{}`={value}: {why}", self.name)))
+            Err(IrError::Pipeline(format!(
+                "pass `{pass}`: option `{}`={value}: {why}",
+                self.name
+            )))
         };
         match &self.kind {
             OptionKind::Int { min, max } => match value.parse::<i64>() {
@@ -73,19 +76,29 @@ pub struct PassOptions {
 impl PassOptions {
     /// Check `given` against `specs` (unknown names and ill-typed values are errors) and
     /// fill in defaults.
-    pub fn resolve(pass: &str, specs: &[OptionSpec], given: &[(String, String)]) -> IrResult<PassOptions> {
+    pub fn resolve(
+        pass: &str,
+        specs: &[OptionSpec],
+        given: &[(String, String)],
+    ) -> IrResult<PassOptions> {
         let mut values = BTreeMap::new();
         for (k, v) in given {
             let spec = specs.iter().find(|s| s.name == k).ok_or_else(|| {
                 let known: Vec<&str> = specs.iter().map(|s| s.name).collect();
                 IrError::Pipeline(format!(
                     "pass `{pass}` has no option `{k}` (options: {})",
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ))
             })?;
             spec.check(pass, v)?;
             if values.insert(k.clone(), v.clone()).is_some() {
-                return Err(IrError::Pipeline(format!("pass `{pass}`: option `{k}` given twice")));
+                return Err(IrError::Pipeline(format!(
+                    "pass `{pass}`: option `{k}` given twice"
+                )));
             }
         }
         for s in specs {

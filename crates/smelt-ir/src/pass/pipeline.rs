@@ -30,11 +30,16 @@ impl fmt::Display for Pipeline {
                     if j > 0 {
                         f.write_str(",")?;
                     }
-                    let plain = !v.is_empty() && v.chars().all(|c| !matches!(c, ',' | '{' | '}' | '"' | '='));
+                    let plain = !v.is_empty()
+                        && v.chars().all(|c| !matches!(c, ',' | '{' | '}' | '"' | '='));
                     if plain {
                         write!(f, "{k}={v}")?;
                     } else {
-                        write!(f, "{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))?;
+                        write!(
+                            f,
+                            "{k}=\"{}\"",
+                            v.replace('\\', "\\\\").replace('"', "\\\"")
+                        )?;
                     }
                 }
                 f.write_str("}")?;
@@ -56,7 +61,10 @@ pub fn parse_pipeline(text: &str) -> IrResult<Pipeline> {
     };
     let ident = |i: &mut usize| -> String {
         let start = *i;
-        while chars.get(*i).is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        while chars
+            .get(*i)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
             *i += 1;
         }
         chars[start..*i].iter().collect()
@@ -103,7 +111,9 @@ pub fn parse_pipeline(text: &str) -> IrResult<Pipeline> {
                                     break;
                                 }
                                 Some('\\') => {
-                                    let c = chars.get(i + 1).ok_or_else(|| err(i, "unterminated string"))?;
+                                    let c = chars
+                                        .get(i + 1)
+                                        .ok_or_else(|| err(i, "unterminated string"))?;
                                     v.push(*c);
                                     i += 2;
                                 }
@@ -116,10 +126,17 @@ pub fn parse_pipeline(text: &str) -> IrResult<Pipeline> {
                         v
                     } else {
                         let start = i;
-                        while chars.get(i).is_some_and(|c| !matches!(c, ',' | '}' | '{' | '=' | '"')) {
+                        while chars
+                            .get(i)
+                            .is_some_and(|c| !matches!(c, ',' | '}' | '{' | '=' | '"'))
+                        {
                             i += 1;
                         }
-                        chars[start..i].iter().collect::<String>().trim().to_string()
+                        chars[start..i]
+                            .iter()
+                            .collect::<String>()
+                            .trim()
+                            .to_string()
                     };
                     if value.is_empty() {
                         return Err(err(i, &format!("option `{key}` has no value")));
@@ -153,17 +170,25 @@ mod tests {
 
     #[test]
     fn parses_and_prints() {
-        let p = parse_pipeline("fold-constants, dce,blockwise-quant{weights=4, block=64,layers=\"a,b\"}").unwrap();
+        let p = parse_pipeline(
+            "fold-constants, dce,blockwise-quant{weights=4, block=64,layers=\"a,b\"}",
+        )
+        .unwrap();
         assert_eq!(p.0.len(), 3);
         assert_eq!(p.0[2].options[2], ("layers".to_string(), "a,b".to_string()));
-        assert_eq!(p.to_string(), "fold-constants,dce,blockwise-quant{weights=4,block=64,layers=\"a,b\"}");
+        assert_eq!(
+            p.to_string(),
+            "fold-constants,dce,blockwise-quant{weights=4,block=64,layers=\"a,b\"}"
+        );
         assert_eq!(parse_pipeline(&p.to_string()).unwrap(), p);
         assert!(parse_pipeline("").unwrap().0.is_empty());
     }
 
     #[test]
     fn errors_point_at_the_problem() {
-        for bad in ["dce,", "dce{", "dce{a}", "dce{a=}", "dce{a=1", "a b", ",", "x{a=\"b}"] {
+        for bad in [
+            "dce,", "dce{", "dce{a}", "dce{a=}", "dce{a=1", "a b", ",", "x{a=\"b}",
+        ] {
             let e = parse_pipeline(bad).unwrap_err().to_string();
             assert!(e.contains("offset"), "{bad}: {e}");
         }

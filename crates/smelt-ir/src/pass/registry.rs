@@ -23,7 +23,10 @@ pub struct PassInfo {
 
 impl std::fmt::Debug for PassInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PassInfo").field("name", &self.name).field("options", &self.options).finish()
+        f.debug_struct("PassInfo")
+            .field("name", &self.name)
+            .field("options", &self.options)
+            .finish()
     }
 }
 
@@ -84,7 +87,10 @@ impl PassRegistry {
     pub fn build(&self, name: &str, options: &[(String, String)]) -> IrResult<Box<dyn Pass>> {
         let info = self.passes.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.passes.keys().map(String::as_str).collect();
-            IrError::Pipeline(format!("unknown pass `{name}` (known: {})", known.join(", ")))
+            IrError::Pipeline(format!(
+                "unknown pass `{name}` (known: {})",
+                known.join(", ")
+            ))
         })?;
         let opts = PassOptions::resolve(name, &info.options, options)?;
         (info.factory)(&opts)

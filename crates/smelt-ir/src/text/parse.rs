@@ -23,7 +23,12 @@ pub fn parse(text: &str) -> IrResult<Graph> {
 /// Parse a graph; `#hash` constants are looked up in `store` (typically the store of the
 /// graph that was printed, or of the model the text came from).
 pub fn parse_with(text: &str, store: Option<&WeightStore>) -> IrResult<Graph> {
-    let mut p = Parser { src: text, pos: 0, store, values: HashMap::new() };
+    let mut p = Parser {
+        src: text,
+        pos: 0,
+        store,
+        values: HashMap::new(),
+    };
     let g = p.graph()?;
     p.ws();
     if p.pos < p.src.len() {
@@ -43,8 +48,15 @@ impl<'a> Parser<'a> {
     fn err(&self, msg: &str) -> IrError {
         let before = &self.src[..self.pos.min(self.src.len())];
         let line = before.matches('\n').count() + 1;
-        let col = before.rfind('\n').map(|i| before.len() - i).unwrap_or(before.len() + 1);
-        IrError::Parse { line, col, msg: msg.to_string() }
+        let col = before
+            .rfind('\n')
+            .map(|i| before.len() - i)
+            .unwrap_or(before.len() + 1);
+        IrError::Parse {
+            line,
+            col,
+            msg: msg.to_string(),
+        }
     }
 
     fn rest(&self) -> &'a str {
@@ -88,7 +100,11 @@ impl<'a> Parser<'a> {
     fn run(&mut self, f: impl Fn(char) -> bool) -> &'a str {
         self.ws();
         let r = self.rest();
-        let end = r.char_indices().find(|(_, c)| !f(*c)).map(|(i, _)| i).unwrap_or(r.len());
+        let end = r
+            .char_indices()
+            .find(|(_, c)| !f(*c))
+            .map(|(i, _)| i)
+            .unwrap_or(r.len());
         self.pos += end;
         &r[..end]
     }
@@ -119,7 +135,9 @@ impl<'a> Parser<'a> {
                     Some((j, 'u')) => {
                         let tail = &self.rest()[j + 1..];
                         let close = tail.find('}').ok_or_else(|| self.err("bad \\u escape"))?;
-                        let hex = tail.get(1..close).ok_or_else(|| self.err("bad \\u escape"))?;
+                        let hex = tail
+                            .get(1..close)
+                            .ok_or_else(|| self.err("bad \\u escape"))?;
                         let c = u32::from_str_radix(hex, 16)
                             .ok()
                             .and_then(char::from_u32)
@@ -171,7 +189,8 @@ impl<'a> Parser<'a> {
 
     fn dtype(&mut self) -> IrResult<DType> {
         let w = self.word()?;
-        w.parse().map_err(|_| self.err(&format!("unknown dtype `{w}`")))
+        w.parse()
+            .map_err(|_| self.err(&format!("unknown dtype `{w}`")))
     }
 
     fn shape(&mut self) -> IrResult<Shape> {
@@ -194,7 +213,9 @@ impl<'a> Parser<'a> {
                 }
             } else {
                 let w = self.run(|c| c.is_ascii_digit());
-                dims.push(Dim::Known(w.parse().map_err(|_| self.err("expected a dimension"))?));
+                dims.push(Dim::Known(
+                    w.parse().map_err(|_| self.err("expected a dimension"))?,
+                ));
             }
             if self.eat("]") {
                 return Ok(Shape::new(dims));
@@ -320,9 +341,10 @@ impl<'a> Parser<'a> {
         let op = match OpKind::from_text(op_name) {
             Some(op) => op,
             None => match op_name.rsplit_once('.') {
-                Some((domain, name)) if !domain.is_empty() && !name.is_empty() => {
-                    OpKind::Custom { domain: domain.to_string(), name: name.to_string() }
-                }
+                Some((domain, name)) if !domain.is_empty() && !name.is_empty() => OpKind::Custom {
+                    domain: domain.to_string(),
+                    name: name.to_string(),
+                },
                 _ => {
                     self.pos = op_at;
                     return Err(self.err(&format!("unknown op `{op_name}`")));
@@ -344,7 +366,11 @@ impl<'a> Parser<'a> {
                 self.expect(",")?;
             }
         }
-        let attrs = if self.eat("{") { self.attrs()? } else { Attrs::new() };
+        let attrs = if self.eat("{") {
+            self.attrs()?
+        } else {
+            Attrs::new()
+        };
         self.expect(":")?;
         let mut types = vec![];
         loop {
@@ -354,7 +380,11 @@ impl<'a> Parser<'a> {
             }
         }
         if types.len() != results.len() {
-            return Err(self.err(&format!("{} results but {} types", results.len(), types.len())));
+            return Err(self.err(&format!(
+                "{} results but {} types",
+                results.len(),
+                types.len()
+            )));
         }
         let loc = self.loc()?;
         let outs = results.iter().cloned().zip(types).collect();
@@ -390,18 +420,24 @@ impl<'a> Parser<'a> {
             self.ws();
             let start = self.pos;
             // the encoding runs to the matching `}`; encodings never contain braces
-            let end = self.rest().find('}').ok_or_else(|| self.err("unterminated encoding"))?;
+            let end = self
+                .rest()
+                .find('}')
+                .ok_or_else(|| self.err("unterminated encoding"))?;
             let text = &self.src[start..start + end];
-            encoding = text.trim().parse().map_err(|e: IrError| self.err(&e.to_string()))?;
+            encoding = text
+                .trim()
+                .parse()
+                .map_err(|e: IrError| self.err(&e.to_string()))?;
             self.pos = start + end + 1;
         }
         self.ws();
         if self.eat("#") {
             let hex = self.run(|c| c.is_ascii_hexdigit());
             let hash = u64::from_str_radix(hex, 16).map_err(|_| self.err("bad constant hash"))?;
-            let store = self
-                .store
-                .ok_or_else(|| self.err(&format!("constant #{hex} needs a weight store to resolve")))?;
+            let store = self.store.ok_or_else(|| {
+                self.err(&format!("constant #{hex} needs a weight store to resolve"))
+            })?;
             let c = store
                 .find_by_hash(hash)
                 .ok_or_else(|| self.err(&format!("constant #{hex} is not in the weight store")))?;
@@ -430,14 +466,15 @@ impl<'a> Parser<'a> {
         if self.eat("x\"") {
             let hex = self.run(|c| c.is_ascii_hexdigit());
             self.expect("\"")?;
-            if hex.len() % 2 != 0 {
+            if !hex.len().is_multiple_of(2) {
                 return Err(self.err("odd number of hex digits"));
             }
             let bytes: Vec<u8> = (0..hex.len() / 2)
                 .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
                 .collect::<Result<_, _>>()
                 .map_err(|_| self.err("bad hex"))?;
-            return Tensor::from_bytes(dtype, dims, Bytes::from(bytes)).map_err(|e| self.err(&e.to_string()));
+            return Tensor::from_bytes(dtype, dims, Bytes::from(bytes))
+                .map_err(|e| self.err(&e.to_string()));
         }
         self.expect("[")?;
         let mut items: Vec<String> = vec![];
@@ -469,7 +506,11 @@ impl<'a> Parser<'a> {
         }
         loop {
             self.ws();
-            let key = if self.rest().starts_with('"') { self.string()? } else { self.name()? };
+            let key = if self.rest().starts_with('"') {
+                self.string()?
+            } else {
+                self.name()?
+            };
             self.expect("=")?;
             let v = self.attr()?;
             attrs.set(&key, v);
@@ -532,7 +573,11 @@ impl<'a> Parser<'a> {
                 }
                 self.expect(",")?;
             }
-            if let Ok(ints) = words.iter().map(|w| w.parse::<i64>()).collect::<Result<Vec<_>, _>>() {
+            if let Ok(ints) = words
+                .iter()
+                .map(|w| w.parse::<i64>())
+                .collect::<Result<Vec<_>, _>>()
+            {
                 return Ok(Attr::Ints(ints));
             }
             let floats = words
@@ -546,7 +591,9 @@ impl<'a> Parser<'a> {
         if let Ok(i) = w.parse::<i64>() {
             return Ok(Attr::Int(i));
         }
-        w.parse::<f32>().map(Attr::Float).map_err(|_| self.err(&format!("bad attribute value `{w}`")))
+        w.parse::<f32>()
+            .map(Attr::Float)
+            .map_err(|_| self.err(&format!("bad attribute value `{w}`")))
     }
 
     fn number_word(&mut self) -> IrResult<String> {
@@ -559,7 +606,10 @@ impl<'a> Parser<'a> {
 }
 
 fn parse_all<T: std::str::FromStr>(items: &[String]) -> Result<Vec<T>, String> {
-    items.iter().map(|s| s.parse::<T>().map_err(|_| format!("bad element `{s}`"))).collect()
+    items
+        .iter()
+        .map(|s| s.parse::<T>().map_err(|_| format!("bad element `{s}`")))
+        .collect()
 }
 
 fn from_vec<T: Element>(dims: Vec<usize>, v: Vec<T>) -> Result<Tensor, String> {
@@ -570,8 +620,20 @@ fn build_tensor(dtype: DType, dims: Vec<usize>, items: &[String]) -> Result<Tens
     match dtype {
         DType::F64 => from_vec(dims, parse_all::<f64>(items)?),
         DType::F32 => from_vec(dims, parse_all::<f32>(items)?),
-        DType::F16 => from_vec(dims, parse_all::<f32>(items)?.into_iter().map(half::f16::from_f32).collect()),
-        DType::BF16 => from_vec(dims, parse_all::<f32>(items)?.into_iter().map(half::bf16::from_f32).collect()),
+        DType::F16 => from_vec(
+            dims,
+            parse_all::<f32>(items)?
+                .into_iter()
+                .map(half::f16::from_f32)
+                .collect(),
+        ),
+        DType::BF16 => from_vec(
+            dims,
+            parse_all::<f32>(items)?
+                .into_iter()
+                .map(half::bf16::from_f32)
+                .collect(),
+        ),
         DType::I64 => from_vec(dims, parse_all::<i64>(items)?),
         DType::I32 => from_vec(dims, parse_all::<i32>(items)?),
         DType::I16 => from_vec(dims, parse_all::<i16>(items)?),

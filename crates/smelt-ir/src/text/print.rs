@@ -20,7 +20,12 @@ pub fn print(g: &Graph) -> String {
         if i > 0 {
             out.push_str(", ");
         }
-        let _ = write!(out, "%{}: {}", print_value_name(&g.value(*v).name), g.ty(*v));
+        let _ = write!(
+            out,
+            "%{}: {}",
+            print_value_name(&g.value(*v).name),
+            g.ty(*v)
+        );
     }
     out.push_str(") -> (");
     for (i, v) in g.outputs().iter().enumerate() {
@@ -116,17 +121,40 @@ pub(super) fn print_elements(t: &Tensor, out: &mut String) {
         out.push(']');
     };
     let floats = |v: Vec<f64>, single: bool| -> Vec<String> {
-        v.into_iter().map(|x| if single { format!("{:?}", x as f32) } else { format!("{x:?}") }).collect()
+        v.into_iter()
+            .map(|x| {
+                if single {
+                    format!("{:?}", x as f32)
+                } else {
+                    format!("{x:?}")
+                }
+            })
+            .collect()
     };
     let items: Option<Vec<String>> = match t.dtype() {
         DType::F64 => t.to_vec::<f64>().ok().map(|v| floats(v, false)),
-        DType::F32 => t.to_vec::<f32>().ok().map(|v| floats(v.into_iter().map(f64::from).collect(), true)),
-        DType::F16 => t.to_vec::<half::f16>().ok().map(|v| floats(v.into_iter().map(f64::from).collect(), true)),
-        DType::BF16 => t.to_vec::<half::bf16>().ok().map(|v| floats(v.into_iter().map(f64::from).collect(), true)),
-        DType::U64 => t.to_vec::<u64>().ok().map(|v| v.iter().map(u64::to_string).collect()),
+        DType::F32 => t
+            .to_vec::<f32>()
+            .ok()
+            .map(|v| floats(v.into_iter().map(f64::from).collect(), true)),
+        DType::F16 => t
+            .to_vec::<half::f16>()
+            .ok()
+            .map(|v| floats(v.into_iter().map(f64::from).collect(), true)),
+        DType::BF16 => t
+            .to_vec::<half::bf16>()
+            .ok()
+            .map(|v| floats(v.into_iter().map(f64::from).collect(), true)),
+        DType::U64 => t
+            .to_vec::<u64>()
+            .ok()
+            .map(|v| v.iter().map(u64::to_string).collect()),
         DType::Bool => Some(t.bytes().iter().map(|b| (*b != 0).to_string()).collect()),
         DType::String => t.strings().map(|s| s.iter().map(|e| quote(e)).collect()),
-        d if d.is_int() && d.bits() >= 8 => t.to_i64_vec().ok().map(|v| v.iter().map(i64::to_string).collect()),
+        d if d.is_int() && d.bits() >= 8 => t
+            .to_i64_vec()
+            .ok()
+            .map(|v| v.iter().map(i64::to_string).collect()),
         _ => None,
     };
     match items {
@@ -169,13 +197,28 @@ fn print_attr(a: &Attr, out: &mut String) {
         Attr::Floats(v) if v.is_empty() => out.push_str("floats[]"),
         Attr::Strs(v) if v.is_empty() => out.push_str("strs[]"),
         Attr::Ints(v) => {
-            let _ = write!(out, "[{}]", v.iter().map(i64::to_string).collect::<Vec<_>>().join(", "));
+            let _ = write!(
+                out,
+                "[{}]",
+                v.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+            );
         }
         Attr::Floats(v) => {
-            let _ = write!(out, "[{}]", v.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join(", "));
+            let _ = write!(
+                out,
+                "[{}]",
+                v.iter()
+                    .map(|f| format!("{f:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
         Attr::Strs(v) => {
-            let _ = write!(out, "[{}]", v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", "));
+            let _ = write!(
+                out,
+                "[{}]",
+                v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ")
+            );
         }
         Attr::Tensor(t) => {
             let _ = write!(out, "tensor<{}{:?} ", t.dtype(), t.shape());
@@ -188,7 +231,9 @@ fn print_attr(a: &Attr, out: &mut String) {
 /// Whether a name can be printed bare (`%name`).
 pub(super) fn is_bare(name: &str) -> bool {
     !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-' | '$'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-' | '$'))
 }
 
 /// A value or graph name as printed after `%` / `@`.

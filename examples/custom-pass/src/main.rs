@@ -1,0 +1,134 @@
+//! A pass written outside smelt, against its public API only.
+//!
+//! `DivToMul` rewrites `x / c` for a constant float `c` into `x * (1/c)`: multiplication
+//! is cheaper than division on every target, and the reciprocal is folded once at compile
+//! time. Run it with
+//!
+//! ```sh
+//! cargo run -p custom-pass -- examples/models/tiny_bert.onnx
+//! ```
+
+use std::process::ExitCode;
+
+use smelt::{
+    Attrs, Constant, DType, Driver, Graph, IrResult, Model, OpKind, Pass, PassContext, PassReport,
+    Tensor,
+};
+
+/// `div(x, c)` → `mul(x, 1/c)` for float constants `c` with no zero elements.
+struct DivToMul;
+
+impl Pass for DivToMul {
+    fn name(&self) -> &str {
+        "div-to-mul"
+    }
+
+    fn run(&self, g: &mut Graph, cx: &mut PassContext) -> IrResult<PassReport> {
+        let mut rewritten = 0;
+        for id in g.topo_order()? {
+            let node = g.node(id);
+            if node.op != OpKind::Div {
+                continue;
+            }
+            let (Some(x), Some(c)) = (node.inputs[0], node.inputs[1]) else {
+                continue;
+            };
+            let Some(divisor) = g.plain_constant(c).filter(|t| t.dtype() == DType::F32) else {
+                continue;
+            };
+            let values = divisor.to_vec::<f32>()?;
+            if values.iter().any(|v| *v == 0.0 || !v.is_finite()) {
+                cx.warn(format!(
+                    "`{}`: divisor has zero or non-finite elements, left as is",
+                    g.node_label(id)
+                ));
+                continue;
+            }
+            let reciprocal = Tensor::from_vec(
+                divisor.shape().to_vec(),
+                values.iter().map(|v| 1.0 / v).collect(),
+            )?;
+            let out = node.outputs[0];
+            let ty = g.ty(out).clone();
+            let r = g.add_const("", Constant::plain(reciprocal));
+            let m = g.add_simple(OpKind::Mul, Attrs::new(), &[x, r], "", ty)?;
+            g.replace_all_uses(out, m);
+            g.remove_node(id)?;
+            rewritten += 1;
+        }
+        Ok(PassReport::counted(
+            rewritten,
+            "divisions turned into multiplications",
+        ))
+    }
+}
+
+fn main() -> ExitCode {
+    let Some(path) = std::env::args().nth(1) else {
+        eprintln!("usage: custom-pass MODEL.onnx");
+        return ExitCode::FAILURE;
+    };
+    match run(&path) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: &str) -> smelt::Result<()> {
+    let driver = Driver::new().register(DivToMul);
+    let original = Model::from_onnx(path)?;
+    let mut model = original.clone();
+    for run in driver.run_pipeline(&mut model.graph, "fold-constants,div-to-mul,dce")? {
+        println!(
+            "{:<16} ops {:>4} -> {:<4} {}",
+            run.pass,
+            run.ops_before,
+            run.ops_after,
+            run.report.notes.join("; ")
+        );
+    }
+    let divs = |g: &Graph| {
+        g.node_ids()
+            .filter(|n| g.node(*n).op == OpKind::Div)
+            .count()
+    };
+    println!(
+        "Div nodes: {} -> {}",
+        divs(&original.graph),
+        divs(&model.graph)
+    );
+
+    // Same outputs on a small synthetic input, within float rounding.
+    let inputs: Vec<(String, Tensor)> = original
+        .graph
+        .inputs()
+        .iter()
+        .map(|v| {
+            let name = original.graph.value(*v).name.clone();
+            Tensor::from_vec(vec![1, 8], (0..8).map(|i| (i % 5) as i64 + 1).collect())
+                .map(|t| (name, t))
+        })
+        .collect::<Result<_, _>>()?;
+    let named: Vec<(&str, Tensor)> = inputs
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.clone()))
+        .collect();
+    let before = original.run_interp(&named)?;
+    let after = model.run_interp(&named)?;
+    for ((name, a), (_, b)) in before.iter().zip(&after) {
+        let (a, b) = (a.to_vec::<f32>()?, b.to_vec::<f32>()?);
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        println!("{name}: max abs diff {diff:.2e}");
+        if diff > 1e-5 {
+            return Err(smelt::Error::Usage(format!("{name} changed by {diff}")));
+        }
+    }
+    Ok(())
+}
