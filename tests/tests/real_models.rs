@@ -109,6 +109,26 @@ fn minilm_folding_shrinks_and_preserves_outputs() {
     );
 }
 
+/// `canonicalize` alone brings the torch export to the form later passes expect:
+/// one op per GELU, LayerNorm and Softmax, nothing of their decompositions left.
+#[test]
+fn minilm_canonicalize_recognises_gelu_layernorm_softmax() {
+    let mut model = load("minilm/minilm_l6_v2.onnx");
+    Driver::new()
+        .run_pipeline(&mut model.graph, "canonicalize")
+        .unwrap();
+    let g = &model.graph;
+    let count = |op: OpKind| g.node_ids().filter(|&n| g.node(n).op == op).count();
+    assert_eq!(count(OpKind::Gelu), 6);
+    assert_eq!(count(OpKind::LayerNormalization), 13);
+    assert_eq!(count(OpKind::Softmax), 6);
+    for leftover in [OpKind::Erf, OpKind::ReduceMean, OpKind::Sqrt, OpKind::Pow] {
+        assert_eq!(count(leftover.clone()), 0, "{leftover:?} left over");
+    }
+    let (hidden, emb) = minilm_case(&model, "b4_s16");
+    assert!(hidden <= 1e-4 && emb <= 1e-5, "{hidden} {emb}");
+}
+
 fn argmax_rows(t: &Tensor) -> Vec<usize> {
     let cols = t.shape()[1];
     t.to_vec::<f32>()

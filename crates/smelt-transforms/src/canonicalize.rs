@@ -1,19 +1,67 @@
-//! Removal of no-op nodes.
+//! Canonical form: no-op nodes removed, decomposed GELU/LayerNorm/Softmax recognised.
 
-use smelt_ir::{Graph, IrResult, NodeId, OpKind, Pass, PassContext, PassReport, Tensor, ValueId};
+use smelt_ir::{
+    Graph, IrError, IrResult, NodeId, OpKind, Pass, PassContext, PassReport, Tensor, ValueId,
+};
+use smelt_rewrite::{shipped, Rewriter};
 
-/// Removes nodes that return their input unchanged: `Identity`, inference-mode `Dropout`,
-/// `Cast` to the same dtype, `Reshape`/`Expand`/`Flatten` to the same known shape,
-/// `Transpose` with the identity permutation, single-input `Concat`/`Sum`/`Max`/`Min`/`Mean`,
-/// `x + 0`, `x - 0`, `x * 1`, `x / 1` (when broadcasting does not change the shape).
-pub struct Canonicalize;
+/// Brings a graph to the form later passes expect, whatever exporter produced it.
+///
+/// 1. Removes nodes that return their input unchanged: `Identity`, inference-mode
+///    `Dropout`, `Cast` to the same dtype, `Reshape`/`Expand`/`Flatten` to the same known
+///    shape, `Transpose` with the identity permutation, single-input
+///    `Concat`/`Sum`/`Max`/`Min`/`Mean`, `x + 0`, `x - 0`, `x * 1`, `x / 1` (when
+///    broadcasting does not change the shape).
+/// 2. With `recognize` on (the default), runs the `recognize` rule set of smelt-rewrite so
+///    that decomposed GELU (erf and tanh forms), LayerNorm and Softmax become single ops.
+pub struct Canonicalize {
+    /// Also run the recognition rules (step 2).
+    pub recognize: bool,
+}
+
+impl Default for Canonicalize {
+    fn default() -> Self {
+        Canonicalize { recognize: true }
+    }
+}
 
 impl Pass for Canonicalize {
     fn name(&self) -> &str {
         "canonicalize"
     }
 
-    fn run(&self, g: &mut Graph, _cx: &mut PassContext) -> IrResult<PassReport> {
+    fn run(&self, g: &mut Graph, cx: &mut PassContext) -> IrResult<PassReport> {
+        let removed = remove_no_ops(g)?;
+        let mut report = PassReport::counted(removed, "no-op nodes removed");
+        if self.recognize {
+            let rules = shipped("recognize").map_err(|e| pass_error(e.to_string()))?;
+            let rewrite = Rewriter::new(&[rules])
+                .run(g)
+                .map_err(|e| pass_error(e.to_string()))?;
+            for (region, stage, stop) in &rewrite.limits_hit {
+                cx.warn(format!(
+                    "recognition in region {region}, stage {stage} stopped at the {stop}"
+                ));
+            }
+            report.changed |= rewrite.changed;
+            for (rule, n) in &rewrite.fired {
+                report.notes.push(format!("{rule} recognised {n}x"));
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn pass_error(msg: String) -> IrError {
+    IrError::Pass {
+        pass: "canonicalize".into(),
+        msg,
+    }
+}
+
+/// Step 1: forward the input of every no-op node to its users and delete the node.
+fn remove_no_ops(g: &mut Graph) -> IrResult<usize> {
+    {
         let mut removed = 0;
         for id in g.topo_order()? {
             if let Some(src) = forwarded_input(g, id) {
@@ -32,7 +80,7 @@ impl Pass for Canonicalize {
                 removed += 1;
             }
         }
-        Ok(PassReport::counted(removed, "no-op nodes removed"))
+        Ok(removed)
     }
 }
 

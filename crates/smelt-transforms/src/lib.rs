@@ -7,7 +7,7 @@
 //! | `dce` | removes nodes whose results nobody reads, and unreferenced constants |
 //! | `cse` | merges identical nodes (same op, attributes and inputs) and identical constants |
 //! | `fold-constants` | evaluates nodes whose inputs are constants; folds shape arithmetic (`Shape`→`Gather`→`Unsqueeze`→`Concat`) symbolically |
-//! | `canonicalize` | removes no-ops (identity casts, reshapes and transposes, `x+0`, `x*1`, inference-mode dropout) |
+//! | `canonicalize` | removes no-ops (identity casts, reshapes and transposes, `x+0`, `x*1`, inference-mode dropout) and recognises decomposed GELU, LayerNorm and Softmax |
 //!
 //! Register them with [`register_core_passes`].
 
@@ -33,10 +33,19 @@ pub fn register_core_passes(reg: &mut PassRegistry) {
     reg.register_simple("cse", "merge identical nodes and constants", || {
         Box::new(Cse)
     });
-    reg.register_simple(
+    reg.register(
         "canonicalize",
-        "remove no-op nodes (identity casts, reshapes, x+0, x*1, ...)",
-        || Box::new(Canonicalize),
+        "remove no-op nodes (identity casts, reshapes, x+0, x*1, ...); recognise GELU, LayerNorm, Softmax",
+        vec![OptionSpec {
+            name: "recognize",
+            kind: OptionKind::Bool,
+            default: Some("true"),
+            help: "also replace decomposed GELU/LayerNorm/Softmax by single ops",
+        }],
+        |opts| {
+            let recognize = opts.bool("recognize").unwrap_or(true);
+            Ok(Box::new(Canonicalize { recognize }))
+        },
     );
     reg.register(
         "fold-constants",
