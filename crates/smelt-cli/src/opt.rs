@@ -28,6 +28,10 @@ pub struct OptArgs {
     /// Fix a symbolic dim to a size, e.g. `--dim batch=1` (repeatable).
     #[arg(long = "dim", value_name = "NAME=SIZE", value_parser = parse_dim)]
     pub dims: Vec<(String, u64)>,
+    /// A `.rules` file of rewrites (`lhs => rhs if cond`), loaded at run time and applied
+    /// after the pipeline (repeatable; each file runs as its own pass `rules:<stem>`).
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
 }
 
 /// Parse `name=size`.
@@ -59,6 +63,15 @@ pub fn opt(a: OptArgs) -> Result<()> {
     let mut model = load(&a.model, &a.dims)?;
     let driver = Driver::new();
     let mut pm = driver.pass_manager(&a.pipeline)?;
+    for path in &a.rules {
+        let rules = smelt::rewrite::RuleSet::from_file(path)?;
+        let name = format!("rules:{}", rules.name);
+        pm.add(Box::new(smelt::rewrite::RewritePass::new(
+            &name,
+            &[rules],
+            smelt::rewrite::RewriteOptions::default(),
+        )));
+    }
     let when = if a.print_ir_after_all {
         PrintIr::AfterAll
     } else if !a.print_ir_after.is_empty() {

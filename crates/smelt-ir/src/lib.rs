@@ -17,6 +17,8 @@ pub mod lowfloat;
 pub mod npy;
 pub mod op;
 pub mod pass;
+pub mod patch;
+pub mod pattern;
 pub mod shape;
 pub mod tensor;
 pub mod text;
@@ -31,6 +33,8 @@ pub use graph::{ConstId, Graph, Node, NodeId, ValueData, ValueDef, ValueId, Weig
 pub use lowfloat::FloatFormat;
 pub use op::OpKind;
 pub use pass::{Pass, PassContext, PassManager, PassRegistry, PassReport, Pipeline};
+pub use patch::{Patch, PatchOutcome, PatchValue};
+pub use pattern::{Match, Pat};
 
 pub use shape::{Dim, Shape};
 pub use tensor::{Element, Tensor};

@@ -172,6 +172,25 @@ impl Tensor {
         })
     }
 
+    /// Read the elements of a float (f64, f32, f16, bf16) or integer tensor as f64.
+    pub fn to_f64_vec(&self) -> IrResult<Vec<f64>> {
+        Ok(match self.dtype {
+            DType::F64 => self.to_vec::<f64>()?,
+            DType::F32 => self.to_vec::<f32>()?.into_iter().map(f64::from).collect(),
+            DType::F16 => self
+                .to_vec::<half::f16>()?
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+            DType::BF16 => self
+                .to_vec::<half::bf16>()?
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+            _ => self.to_i64_vec()?.into_iter().map(|v| v as f64).collect(),
+        })
+    }
+
     /// A 64-bit content hash of dtype, shape and data (FNV-1a), computed once and cached.
     pub fn content_hash(&self) -> u64 {
         *self.hash.get_or_init(|| {

@@ -20,6 +20,8 @@
 mod driver;
 mod error;
 mod model;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use driver::{Driver, InterpEvaluator};
 pub use error::{Error, Result};
@@ -32,6 +34,7 @@ pub use smelt_rewrite as rewrite;
 pub use smelt_transforms as transforms;
 
 pub use smelt_ir::{
-    Attr, Attrs, Constant, DType, Dim, Encoding, Graph, IrError, IrResult, NodeId, OpKind, Pass,
-    PassContext, PassManager, PassRegistry, PassReport, Shape, Tensor, TensorType, ValueId,
+    Attr, Attrs, Constant, DType, Dim, Encoding, Graph, IrError, IrResult, Match, NodeId, OpKind,
+    Pass, PassContext, PassManager, PassRegistry, PassReport, Pat, Patch, PatchOutcome, PatchValue,
+    Shape, Tensor, TensorType, ValueId,
 };

@@ -10,12 +10,13 @@
 
 use std::process::ExitCode;
 
+use smelt::ir::pattern::{any, constant, op, rewrite_all};
 use smelt::{
     Attrs, Constant, DType, Driver, Graph, IrResult, Model, OpKind, Pass, PassContext, PassReport,
-    Tensor,
+    Patch, Tensor,
 };
 
-/// `div(x, c)` → `mul(x, 1/c)` for float constants `c` with no zero elements.
+/// `div(x, c)` → `mul(x, 1/c)` for f32 constants `c` with no zero elements.
 struct DivToMul;
 
 impl Pass for DivToMul {
@@ -24,38 +25,36 @@ impl Pass for DivToMul {
     }
 
     fn run(&self, g: &mut Graph, cx: &mut PassContext) -> IrResult<PassReport> {
-        let mut rewritten = 0;
-        for id in g.topo_order()? {
-            let node = g.node(id);
-            if node.op != OpKind::Div {
-                continue;
+        let pattern = op(OpKind::Div, [any("x"), constant("c")]).named("div");
+        let rewritten = rewrite_all(g, &pattern, |g, m| {
+            let divisor = g
+                .plain_constant(m.value("c"))
+                .expect("the pattern matched a constant");
+            if divisor.dtype() != DType::F32 {
+                return Ok(None);
             }
-            let (Some(x), Some(c)) = (node.inputs[0], node.inputs[1]) else {
-                continue;
-            };
-            let Some(divisor) = g.plain_constant(c).filter(|t| t.dtype() == DType::F32) else {
-                continue;
-            };
             let values = divisor.to_vec::<f32>()?;
             if values.iter().any(|v| *v == 0.0 || !v.is_finite()) {
+                let div = m.node("div").expect("the pattern names the division");
                 cx.warn(format!(
                     "`{}`: divisor has zero or non-finite elements, left as is",
-                    g.node_label(id)
+                    g.node_label(div)
                 ));
-                continue;
+                return Ok(None);
             }
             let reciprocal = Tensor::from_vec(
                 divisor.shape().to_vec(),
                 values.iter().map(|v| 1.0 / v).collect(),
             )?;
-            let out = node.outputs[0];
-            let ty = g.ty(out).clone();
-            let r = g.add_const("", Constant::plain(reciprocal));
-            let m = g.add_simple(OpKind::Mul, Attrs::new(), &[x, r], "", ty)?;
-            g.replace_all_uses(out, m);
-            g.remove_node(id)?;
-            rewritten += 1;
-        }
+            // The replacement: x * (1/c), standing in for the division's result. The
+            // division (and its constant, if nothing else reads it) goes when applied.
+            let mut patch = Patch::new("div-to-mul");
+            let x = patch.tap(m.value("x"));
+            let r = patch.add_const("", Constant::plain(reciprocal));
+            let product = patch.add_node("", OpKind::Mul, Attrs::new(), &[x, r]);
+            patch.replace(m.root, product);
+            Ok(Some(patch))
+        })?;
         Ok(PassReport::counted(
             rewritten,
             "divisions turned into multiplications",
