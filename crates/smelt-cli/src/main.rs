@@ -1,5 +1,6 @@
 //! `smelt`: inspect, optimise and run neural-network models.
 
+mod export;
 mod inputs;
 mod inspect;
 mod opt;
@@ -28,6 +29,8 @@ enum Command {
     },
     /// Run a pass pipeline and write the resulting IR.
     Opt(opt::OptArgs),
+    /// Write a model (optionally after a pass pipeline) as an ONNX file.
+    Export(export::ExportArgs),
     /// Run a model on .npy inputs with the reference interpreter.
     Run(run::RunArgs),
     /// Optimise a model, run it before and after, compare against reference outputs and
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect { model } => inspect::inspect(&model),
         Command::Opt(a) => opt::opt(a),
+        Command::Export(a) => export::export(a),
         Command::Run(a) => run::run(a),
         Command::Report(a) => report::report(a),
         Command::Passes => {

@@ -77,6 +77,26 @@ impl Model {
         }
     }
 
+    /// Export the graph as an ONNX model at `path` with the default
+    /// [`ExportOptions`](smelt_onnx::ExportOptions): opset 21 (newer where the graph
+    /// needs it), tensors of 1 MiB or more in the side file `<stem>.data`.
+    pub fn save_onnx(&self, path: impl AsRef<Path>) -> Result<smelt_onnx::ExportSummary> {
+        self.save_onnx_with(path, &smelt_onnx::ExportOptions::default())
+    }
+
+    /// [`Model::save_onnx`] with explicit export options.
+    pub fn save_onnx_with(
+        &self,
+        path: impl AsRef<Path>,
+        options: &smelt_onnx::ExportOptions,
+    ) -> Result<smelt_onnx::ExportSummary> {
+        Ok(smelt_onnx::export_model_file(
+            &self.graph,
+            path.as_ref(),
+            options,
+        )?)
+    }
+
     /// Run the model with the reference interpreter.
     pub fn run_interp(
         &self,

@@ -260,7 +260,10 @@ graph @g(%x: f32[2]) -> (f32[2]) {
             out.contains("// pipeline error: pipeline: unknown pass `nope`"),
             "{out}"
         );
-        assert!(!out.contains("= const"), "dce should have removed %c:\n{out}");
+        assert!(
+            !out.contains("= const"),
+            "dce should have removed %c:\n{out}"
+        );
     }
 
     #[test]
