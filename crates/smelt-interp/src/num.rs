@@ -30,7 +30,8 @@ pub(crate) trait Num: Elem + Copy + PartialOrd {
     /// out by the caller.
     fn div(self, o: Self) -> Self;
     /// Remainder with ONNX `Mod` semantics: `fmod` takes the dividend's sign (C `fmod`,
-    /// truncated division), otherwise the divisor's (Python `%`, integers only).
+    /// truncated division), otherwise the divisor's (Python `%`, floored division; for
+    /// floats from opset 28).
     fn rem(self, o: Self, fmod: bool) -> Self;
     /// Negation (wrapping for integers).
     fn neg(self) -> Self;
@@ -210,9 +211,21 @@ macro_rules! float_num {
                 self / o
             }
             #[inline]
-            fn rem(self, o: Self, _fmod: bool) -> Self {
+            fn rem(self, o: Self, fmod: bool) -> Self {
                 // Rust's `%` on floats is C's fmod.
-                self % o
+                let r = self % o;
+                if fmod {
+                    r
+                } else if r == 0.0 {
+                    // Floored modulo (opset 28): a zero result takes the divisor's sign.
+                    (0.0 as $t).copysign(o)
+                } else if (r < 0.0) != (o < 0.0) {
+                    // A nonzero remainder takes the divisor's sign (NaN stays NaN, and
+                    // an infinite divisor of the other sign is returned as is).
+                    r + o
+                } else {
+                    r
+                }
             }
             #[inline]
             fn neg(self) -> Self {

@@ -129,9 +129,17 @@ impl Graph {
     }
 }
 
+mod attention;
+mod indexing;
+mod loss;
 mod nn;
+mod normalization;
+mod qlinear;
+mod resize;
+mod rnn;
 mod rules;
 mod shape_ops;
+mod spatial;
 #[cfg(test)]
 mod tests;
 mod util;

@@ -314,6 +314,69 @@ fn encode_e8m0(x: f32, saturate: bool) -> u8 {
     (k.clamp(-127, 127) + 127) as u8
 }
 
+/// How ONNX `Cast` (opset 24's `round_mode`) rounds a value that is not a power of two
+/// to E8M0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum E8M0Rounding {
+    /// `up`, ONNX's default: to the next power of two above (away from zero).
+    Up,
+    /// `down`: to the power of two below (toward zero).
+    Down,
+    /// `nearest`: to the nearer power of two, an exact midpoint `1.5 * 2^k` going up.
+    Nearest,
+}
+
+impl E8M0Rounding {
+    /// The mode an ONNX `round_mode` string names.
+    pub fn from_onnx(s: &str) -> Option<E8M0Rounding> {
+        match s {
+            "up" => Some(E8M0Rounding::Up),
+            "down" => Some(E8M0Rounding::Down),
+            "nearest" => Some(E8M0Rounding::Nearest),
+            _ => None,
+        }
+    }
+}
+
+/// E8M0 encoding with ONNX `Cast` semantics (opset 24): a positive finite `x` goes to
+/// `2^k` with `k` picked by `round`. A result above 2^127 (and +Inf) gives 2^127 when
+/// `saturate`, otherwise NaN (0xFF); zero, and results below 2^-127, give 2^-127 (code
+/// 0) when `saturate`, otherwise NaN. NaN gives NaN; negative values, which ONNX leaves
+/// unspecified, give NaN too.
+pub fn encode_e8m0_rounded(x: f64, saturate: bool, round: E8M0Rounding) -> u8 {
+    let clamp = |too_big: bool| match (saturate, too_big) {
+        (false, _) => 0xFF,
+        (true, true) => 0xFE,
+        (true, false) => 0x00,
+    };
+    if x.is_nan() || x < 0.0 {
+        return 0xFF;
+    }
+    if x.is_infinite() {
+        return clamp(true);
+    }
+    // Far below 2^-127 (f64 subnormals included) every mode but `up` underflows, and
+    // `up` lands on 2^-127.
+    if x < pow2(-200) {
+        return match round {
+            E8M0Rounding::Up if x > 0.0 => 0x00,
+            _ => clamp(false),
+        };
+    }
+    let mut k = floor_log2(x);
+    let frac = x / pow2(k); // exact, in [1, 2)
+    match round {
+        E8M0Rounding::Up if frac > 1.0 => k += 1,
+        E8M0Rounding::Nearest if frac >= 1.5 => k += 1,
+        _ => {}
+    }
+    match k {
+        k if k > 127 => clamp(true),
+        k if k < -127 => clamp(false),
+        k => (k + 127) as u8,
+    }
+}
+
 /// The E8M0 code of the MX shared scale `X = 2^(floor(log2 amax) - emax)` for a block
 /// whose largest magnitude is `amax`, where `emax` is [`FloatFormat::emax`] of the
 /// element format. Dividing every element of the block by `X` leaves magnitudes below
@@ -350,6 +413,38 @@ mod tests {
         FloatFormat::E2M1,
         FloatFormat::E8M0,
     ];
+
+    #[test]
+    fn e8m0_round_modes() {
+        use E8M0Rounding::*;
+        let enc = |x: f64, m| encode_e8m0_rounded(x, true, m);
+        // 1.1 lies between 2^0 and 2^1; 1.5 is the midpoint; 2^-3 is exact.
+        assert_eq!(
+            [enc(1.1, Up), enc(1.1, Down), enc(1.1, Nearest)],
+            [128, 127, 127]
+        );
+        assert_eq!(
+            [enc(1.5, Up), enc(1.5, Down), enc(1.5, Nearest)],
+            [128, 127, 128]
+        );
+        assert_eq!(
+            [enc(0.125, Up), enc(0.125, Down), enc(0.124, Up)],
+            [124, 124, 124]
+        );
+        // Zero and underflow: 2^-127 when saturating, NaN otherwise.
+        assert_eq!(enc(0.0, Up), 0);
+        assert_eq!(encode_e8m0_rounded(0.0, false, Up), 0xFF);
+        assert_eq!(enc(1e-300, Up), 0);
+        assert_eq!(encode_e8m0_rounded(1e-300, false, Down), 0xFF);
+        // Overflow and infinities.
+        assert_eq!(enc(2f64.powi(127) * 1.2, Up), 0xFE);
+        assert_eq!(encode_e8m0_rounded(2f64.powi(127) * 1.2, false, Up), 0xFF);
+        assert_eq!(encode_e8m0_rounded(2f64.powi(127) * 1.2, false, Down), 0xFE);
+        assert_eq!(enc(f64::INFINITY, Nearest), 0xFE);
+        assert_eq!([enc(f64::NAN, Up), enc(-1.0, Up)], [0xFF, 0xFF]);
+        assert_eq!(E8M0Rounding::from_onnx("nearest"), Some(Nearest));
+        assert_eq!(E8M0Rounding::from_onnx("odd"), None);
+    }
 
     /// The signed formats (everything but E8M0).
     fn signed() -> impl Iterator<Item = FloatFormat> {

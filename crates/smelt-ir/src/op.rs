@@ -103,6 +103,7 @@ ops! {
     ReduceL2 => "ReduceL2", "reduce_l2";
     ReduceSumSquare => "ReduceSumSquare", "reduce_sum_square";
     ReduceLogSumExp => "ReduceLogSumExp", "reduce_log_sum_exp";
+    ReduceLogSum => "ReduceLogSum", "reduce_log_sum";
     ArgMax => "ArgMax", "arg_max";
     ArgMin => "ArgMin", "arg_min";
     // Shape and data movement
@@ -121,9 +122,103 @@ ops! {
     Size => "Size", "size";
     Range => "Range", "range";
     ConstantOfShape => "ConstantOfShape", "constant_of_shape";
+    // More elementwise math, activations and bitwise ops
+    Acos => "Acos", "acos";
+    Asin => "Asin", "asin";
+    Acosh => "Acosh", "acosh";
+    Asinh => "Asinh", "asinh";
+    Atanh => "Atanh", "atanh";
+    Cosh => "Cosh", "cosh";
+    Sinh => "Sinh", "sinh";
+    Selu => "Selu", "selu";
+    Celu => "Celu", "celu";
+    ThresholdedRelu => "ThresholdedRelu", "thresholded_relu";
+    Shrink => "Shrink", "shrink";
+    Softsign => "Softsign", "softsign";
+    Mish => "Mish", "mish";
+    BitwiseNot => "BitwiseNot", "bitwise_not";
+    BitwiseAnd => "BitwiseAnd", "bitwise_and";
+    BitwiseOr => "BitwiseOr", "bitwise_or";
+    BitwiseXor => "BitwiseXor", "bitwise_xor";
+    BitShift => "BitShift", "bit_shift";
+    // Indexing, scatter and data rearrangement
+    GatherElements => "GatherElements", "gather_elements";
+    GatherND => "GatherND", "gather_nd";
+    ScatterElements => "ScatterElements", "scatter_elements";
+    ScatterND => "ScatterND", "scatter_nd";
+    Trilu => "Trilu", "trilu";
+    TopK => "TopK", "top_k";
+    CumSum => "CumSum", "cum_sum";
+    CumProd => "CumProd", "cum_prod";
+    OneHot => "OneHot", "one_hot";
+    NonZero => "NonZero", "non_zero";
+    Unique => "Unique", "unique";
+    Compress => "Compress", "compress";
+    ReverseSequence => "ReverseSequence", "reverse_sequence";
+    DepthToSpace => "DepthToSpace", "depth_to_space";
+    SpaceToDepth => "SpaceToDepth", "space_to_depth";
+    EyeLike => "EyeLike", "eye_like";
+    Pad => "Pad", "pad";
+    CenterCropPad => "CenterCropPad", "center_crop_pad";
+    BitCast => "BitCast", "bit_cast";
+    // Other tensor algebra
+    Hardmax => "Hardmax", "hardmax";
+    Einsum => "Einsum", "einsum";
+    Det => "Det", "det";
+    // Signal processing, detection and strings
+    HannWindow => "HannWindow", "hann_window";
+    HammingWindow => "HammingWindow", "hamming_window";
+    BlackmanWindow => "BlackmanWindow", "blackman_window";
+    DFT => "DFT", "dft";
+    STFT => "STFT", "stft";
+    MelWeightMatrix => "MelWeightMatrix", "mel_weight_matrix";
+    NonMaxSuppression => "NonMaxSuppression", "non_max_suppression";
+    StringConcat => "StringConcat", "string_concat";
+    StringSplit => "StringSplit", "string_split";
+    StringNormalizer => "StringNormalizer", "string_normalizer";
+    TfIdfVectorizer => "TfIdfVectorizer", "tf_idf_vectorizer";
     // Quantization
     QuantizeLinear => "QuantizeLinear", "quantize_linear";
     DequantizeLinear => "DequantizeLinear", "dequantize_linear";
+    // Losses
+    NegativeLogLikelihoodLoss => "NegativeLogLikelihoodLoss", "negative_log_likelihood_loss";
+    SoftmaxCrossEntropyLoss => "SoftmaxCrossEntropyLoss", "softmax_cross_entropy_loss";
+    // Resampling
+    Resize => "Resize", "resize";
+    GridSample => "GridSample", "grid_sample";
+    AffineGrid => "AffineGrid", "affine_grid";
+    // Recurrent layers
+    Rnn => "RNN", "rnn";
+    Gru => "GRU", "gru";
+    Lstm => "LSTM", "lstm";
+    // More windowed ops
+    ConvTranspose => "ConvTranspose", "conv_transpose";
+    LpPool => "LpPool", "lp_pool";
+    Col2Im => "Col2Im", "col2im";
+    MaxUnpool => "MaxUnpool", "max_unpool";
+    DeformConv => "DeformConv", "deform_conv";
+    RoiAlign => "RoiAlign", "roi_align";
+    MaxRoiPool => "MaxRoiPool", "max_roi_pool";
+    // Integer and quantized linear ops
+    MatMulInteger => "MatMulInteger", "matmul_integer";
+    ConvInteger => "ConvInteger", "conv_integer";
+    QLinearMatMul => "QLinearMatMul", "qlinear_matmul";
+    QLinearConv => "QLinearConv", "qlinear_conv";
+    DynamicQuantizeLinear => "DynamicQuantizeLinear", "dynamic_quantize_linear";
+    // Attention and normalization
+    Attention => "Attention", "attention";
+    RotaryEmbedding => "RotaryEmbedding", "rotary_embedding";
+    TensorScatter => "TensorScatter", "tensor_scatter";
+    LinearAttention => "LinearAttention", "linear_attention";
+    CausalConvWithState => "CausalConvWithState", "causal_conv_with_state";
+    RMSNormalization => "RMSNormalization", "rms_normalization";
+    GroupNormalization => "GroupNormalization", "group_normalization";
+    InstanceNormalization => "InstanceNormalization", "instance_normalization";
+    MeanVarianceNormalization => "MeanVarianceNormalization", "mean_variance_normalization";
+    LpNormalization => "LpNormalization", "lp_normalization";
+    LRN => "LRN", "lrn";
+    Swish => "Swish", "swish";
+    SwiGLU => "SwiGLU", "swiglu";
 }
 
 impl OpKind {
@@ -196,6 +291,10 @@ impl OpKind {
                 | GreaterOrEqual
                 | PRelu
                 | Where
+                | BitwiseAnd
+                | BitwiseOr
+                | BitwiseXor
+                | BitShift
         )
     }
 

@@ -411,6 +411,22 @@ fn versions(graph: &Graph, order: &[NodeId], options: &ExportOptions) -> OnnxRes
         if n.op != OpKind::Const {
             need.raise(op_need(&n.op, &n.attrs, &graph.node_label(id)));
         }
+        // Floored Mod (fmod = 0) on floats exists from opset 28.
+        let float_in = n
+            .inputs
+            .first()
+            .copied()
+            .flatten()
+            .is_some_and(|v| graph.ty(v).dtype.is_float());
+        if n.op == OpKind::Mod && n.attrs.int_or("fmod", 0) == 0 && float_in {
+            need.raise(Some(Need {
+                opset: 28,
+                why: format!(
+                    "node `{}` (Mod) takes a floored float modulo",
+                    graph.node_label(id)
+                ),
+            }));
+        }
         for (_, a) in n.attrs.iter() {
             if let smelt_ir::Attr::Tensor(t) = a {
                 ir = ir.max(dtype_ir_version(t.dtype()));

@@ -18,8 +18,9 @@ use smelt_ir::{Attrs, Constant, DType, Graph, IrError, OpKind, Tensor, TensorTyp
 use crate::attr::convert_attr;
 use crate::error::{OnnxError, OnnxResult, UnsupportedOp};
 use crate::external::ExternalFiles;
+use crate::legacy;
 use crate::mapping::map_file;
-use crate::opset::{default_opset, is_default_domain, reduce_axes_from_attr};
+use crate::opset::{default_opset, is_default_domain};
 use crate::proto::{GraphProto, ModelProto, NodeProto};
 use crate::tensor::decode_tensor;
 use crate::types::declared_type;
@@ -79,8 +80,12 @@ pub fn import_model_file_with(path: &Path, options: &ImportOptions) -> OnnxResul
 /// Import an ONNX model held in memory, returning the graph and the model's metadata.
 ///
 /// - The default-domain opset must be in [`MIN_OPSET`](crate::MIN_OPSET)..=
-///   [`MAX_OPSET`](crate::MAX_OPSET); older op forms are rewritten to the IR's (the
-///   reductions' `axes` attribute before opset 18 becomes a constant input 1).
+///   [`MAX_OPSET`](crate::MAX_OPSET); older op forms are rewritten to the IR's with the
+///   same meaning (attributes that became inputs turn into constants, Softmax's 2-D
+///   coercion before opset 13 becomes Flatten / Softmax / Reshape, Upsample becomes
+///   Resize, ...), and an old form with no exact rewrite is refused with the node, op
+///   and opset named. A model that imports no default-domain opset and uses ops of
+///   other domains is refused for that op and its domain.
 /// - Initializers and `Constant` nodes become constants named after their value. An
 ///   initializer that is also listed as a graph input (a default value the caller may
 ///   override in ONNX) becomes a constant and is not a graph input.
@@ -98,6 +103,9 @@ pub fn import_model_bytes_with(
 ) -> OnnxResult<Imported> {
     // Decoding from `Bytes` makes `raw_data` fields slices of `data`, not copies.
     let model = ModelProto::decode(data)?;
+    if let Some(gp) = model.graph.as_ref() {
+        foreign_domain_only(&model.opset_import, gp)?;
+    }
     let opset = default_opset(&model.opset_import)?;
     let gp = model.graph.as_ref().ok_or(OnnxError::NoGraph)?;
     let unsupported = unsupported_ops(gp);
@@ -116,6 +124,37 @@ pub fn import_model_bytes_with(
     })
 }
 
+/// A model that imports no default-domain opset but uses ops of other domains (e.g.
+/// `ai.onnx.ml`, `ai.onnx.preview.training`) is refused for its first such op, not for
+/// the missing opset.
+fn foreign_domain_only(
+    imports: &[crate::proto::OperatorSetIdProto],
+    gp: &GraphProto,
+) -> OnnxResult<()> {
+    if imports
+        .iter()
+        .any(|i| is_default_domain(i.domain.as_deref().unwrap_or_default()))
+    {
+        return Ok(());
+    }
+    let foreign = gp.node.iter().enumerate().find(|(_, n)| {
+        let domain = n.domain.as_deref().unwrap_or_default();
+        !is_default_domain(domain)
+    });
+    match foreign {
+        Some((i, n)) => {
+            let op = n.op_type.as_deref().unwrap_or_default();
+            let domain = n.domain.as_deref().unwrap_or_default();
+            Err(OnnxError::Node {
+                node: node_label(i, n),
+                op: op.to_string(),
+                msg: format!("op `{op}` of domain `{domain}` is not supported"),
+            })
+        }
+        None => Ok(()),
+    }
+}
+
 /// Every node whose op smelt does not know, in model order.
 fn unsupported_ops(gp: &GraphProto) -> Vec<UnsupportedOp> {
     gp.node
@@ -123,7 +162,7 @@ fn unsupported_ops(gp: &GraphProto) -> Vec<UnsupportedOp> {
         .filter(|n| {
             let op = n.op_type.as_deref().unwrap_or_default();
             !is_default_domain(n.domain.as_deref().unwrap_or_default())
-                || OpKind::from_onnx(op).is_none()
+                || OpKind::from_onnx(legacy::import_as(op)).is_none()
         })
         .map(|n| UnsupportedOp {
             op_type: n.op_type.clone().unwrap_or_default(),
@@ -134,10 +173,10 @@ fn unsupported_ops(gp: &GraphProto) -> Vec<UnsupportedOp> {
 }
 
 /// Graph construction state.
-struct Builder<'m> {
+pub(crate) struct Builder<'m> {
     gp: &'m GraphProto,
-    opset: i64,
-    graph: Graph,
+    pub(crate) opset: i64,
+    pub(crate) graph: Graph,
     ext: ExternalFiles,
     /// ONNX value name → IR value.
     values: HashMap<&'m str, ValueId>,
@@ -280,11 +319,11 @@ impl<'m> Builder<'m> {
         }
         let domain = n.domain.as_deref().unwrap_or_default();
         let known = if is_default_domain(domain) {
-            OpKind::from_onnx(op_type)
+            OpKind::from_onnx(legacy::import_as(op_type))
         } else {
             None
         };
-        let op = match known {
+        let mut op = match known {
             Some(op) => op,
             // `unsupported_ops` refused unknown ops unless they are to be kept.
             None if self.keep_unknown_ops => OpKind::Custom {
@@ -315,9 +354,9 @@ impl<'m> Builder<'m> {
             let (name, value) = convert_attr(a, &label, &mut self.ext)?;
             attrs.set(&name, value);
         }
-        if reduce_axes_from_attr(op_type, self.opset) {
-            self.axes_attr_to_input(&mut attrs, &mut inputs, n, &label)
-                .map_err(bad)?;
+        if !lenient {
+            // Older op forms become the IR's (may add constants and helper nodes).
+            legacy::upgrade(self, n, &label, &mut op, &mut attrs, &mut inputs).map_err(bad)?;
         }
 
         // Omitted trailing optional outputs are dropped; an omitted output before a used
@@ -391,36 +430,42 @@ impl<'m> Builder<'m> {
         Ok(())
     }
 
-    /// Before opset 18 most reductions take `axes` as an attribute; the IR takes it as an
-    /// i64 constant at input 1 (absent means all axes, as before).
-    fn axes_attr_to_input(
+    /// Add a helper node with one output (named after `base`) that an older op form
+    /// needs, infer its type and return its output.
+    pub(crate) fn emit(
         &mut self,
-        attrs: &mut Attrs,
-        inputs: &mut Vec<Option<ValueId>>,
-        n: &NodeProto,
-        label: &str,
-    ) -> Result<(), String> {
-        let Some(axes) = attrs.0.remove("axes") else {
-            return Ok(());
-        };
-        let smelt_ir::Attr::Ints(axes) = axes else {
-            return Err("attribute `axes` must be a list of ints".into());
-        };
-        if inputs.len() != 1 {
-            return Err(format!("takes 1 input at this opset, got {}", inputs.len()));
+        base: &str,
+        op: OpKind,
+        attrs: Attrs,
+        inputs: Vec<Option<ValueId>>,
+    ) -> Result<ValueId, String> {
+        let name = self.synthetic_name(base);
+        let id = self
+            .graph
+            .add_node(
+                "",
+                op,
+                attrs,
+                inputs,
+                vec![(name, TensorType::unranked(DType::F32))],
+            )
+            .map_err(|e| e.to_string())?;
+        let out = self.graph.node(id).outputs[0];
+        match infer_node(&self.graph, id) {
+            Ok(types) => match types.into_iter().next() {
+                Some(ty) => self.graph.set_type(out, ty),
+                None => return Err(format!("helper `{base}` yields no output")),
+            },
+            Err(IrError::Infer { msg, .. }) => {
+                return Err(format!("type inference of helper `{base}`: {msg}"))
+            }
+            Err(other) => return Err(other.to_string()),
         }
-        let tensor = Tensor::from_vec(vec![axes.len()], axes).map_err(|e| e.to_string())?;
-        let base = match n.output.first() {
-            Some(o) if !o.is_empty() => format!("{o}_axes"),
-            _ => format!("{label}_axes"),
-        };
-        let name = self.synthetic_name(&base);
-        inputs.push(Some(self.graph.add_const(&name, Constant::plain(tensor))));
-        Ok(())
+        Ok(out)
     }
 
     /// A name for a value the importer makes up, never one the model uses later.
-    fn synthetic_name(&self, base: &str) -> String {
+    pub(crate) fn synthetic_name(&self, base: &str) -> String {
         let mut name = base.to_string();
         let mut i = 1;
         while self.model_names.contains(name.as_str()) {

@@ -19,6 +19,7 @@ mod error;
 pub mod export;
 mod external;
 mod import;
+mod legacy;
 mod mapping;
 mod opset;
 pub mod proto;

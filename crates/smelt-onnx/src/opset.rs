@@ -1,18 +1,17 @@
-//! Opset checks, and rewriting older op forms into the newest ones the IR speaks.
+//! Opset checks.
 //!
-//! smelt's ops follow the newest ONNX opset it supports. Between the oldest supported
-//! default-domain opset and the newest, the only op-signature change the IR cares about
-//! is that the remaining reductions moved `axes` from an attribute to input 1 at opset
-//! 18 (ReduceSum, Squeeze and Unsqueeze already moved at 13). Everything else in that
-//! range only added attributes whose defaults keep the old meaning.
+//! smelt's ops follow the newest ONNX opset it supports. The importer reads every
+//! default-domain opset from 1 to [`MAX_OPSET`]: older op forms are rewritten into the
+//! newest ones by [`crate::legacy`], or refused with the op and opset named where no
+//! exact rewrite exists.
 
 use crate::error::{OnnxError, OnnxResult};
 use crate::proto::OperatorSetIdProto;
 
 /// The oldest default-domain opset the importer accepts.
-pub const MIN_OPSET: i64 = 13;
+pub const MIN_OPSET: i64 = 1;
 /// The newest default-domain opset the importer accepts.
-pub const MAX_OPSET: i64 = 23;
+pub const MAX_OPSET: i64 = 28;
 
 /// Whether `domain` is the default ONNX operator domain.
 pub(crate) fn is_default_domain(domain: &str) -> bool {
@@ -47,23 +46,6 @@ pub(crate) fn default_opset(imports: &[OperatorSetIdProto]) -> OnnxResult<i64> {
     Ok(v)
 }
 
-/// Whether `op_type` at `opset` takes its reduction axes as an attribute that must be
-/// turned into input 1.
-pub(crate) fn reduce_axes_from_attr(op_type: &str, opset: i64) -> bool {
-    opset < 18
-        && matches!(
-            op_type,
-            "ReduceMean"
-                | "ReduceMax"
-                | "ReduceMin"
-                | "ReduceProd"
-                | "ReduceL1"
-                | "ReduceL2"
-                | "ReduceSumSquare"
-                | "ReduceLogSumExp"
-        )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,12 +64,11 @@ mod tests {
             default_opset(&[imp("com.microsoft", 1), imp("ai.onnx", 13)]).unwrap(),
             13
         );
-        assert!(default_opset(&[imp("", 12)]).is_err());
-        assert!(default_opset(&[imp("", 24)]).is_err());
+        assert_eq!(default_opset(&[imp("", 1)]).unwrap(), 1);
+        assert_eq!(default_opset(&[imp("", 28)]).unwrap(), 28);
+        assert!(default_opset(&[imp("", 0)]).is_err());
+        assert!(default_opset(&[imp("", 29)]).is_err());
         assert!(default_opset(&[imp("com.microsoft", 1)]).is_err());
         assert!(default_opset(&[imp("", 17), imp("ai.onnx", 18)]).is_err());
-        assert!(reduce_axes_from_attr("ReduceL2", 17));
-        assert!(!reduce_axes_from_attr("ReduceL2", 18));
-        assert!(!reduce_axes_from_attr("ReduceSum", 13));
     }
 }

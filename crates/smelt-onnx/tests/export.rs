@@ -263,13 +263,13 @@ fn every_dtype_round_trips() {
             "{c}"
         );
     }
-    // FP4 needs opset 23; FP6 exists from IR version 14.
+    // FP6 needs opset 28 and IR version 14.
     let m = export_model(&g, &ExportOptions::default()).unwrap();
     assert_eq!(m.ir_version, Some(14));
     let opset = &m.opset_import[0];
     assert_eq!(
         (opset.domain.as_deref(), opset.version),
-        (Some(""), Some(23))
+        (Some(""), Some(28))
     );
     // FP6 goes to ONNX packed: 301 codes of 6 bits in 226 bytes.
     let gp = m.graph.unwrap();
@@ -304,10 +304,15 @@ fn opset_and_ir_version() {
         (m.opset_import[0].version, m.ir_version),
         (Some(23), Some(11))
     );
-    for bad in [17, 24] {
+    let m = export_model(&relu, &at(28)).unwrap();
+    assert_eq!(
+        (m.opset_import[0].version, m.ir_version),
+        (Some(28), Some(14))
+    );
+    for bad in [17, 29] {
         let e = export_model(&relu, &at(bad)).unwrap_err();
         assert!(
-            matches!(&e, OnnxError::Opset(m) if m.contains("18..=23")),
+            matches!(&e, OnnxError::Opset(m) if m.contains("18..=28")),
             "{e}"
         );
     }
@@ -323,6 +328,24 @@ fn opset_and_ir_version() {
         "{e}"
     );
     assert!(export_model(&gelu, &at(20)).is_ok());
+
+    // Opset 24-28 forms: Cast's round_mode needs 24, floored float Mod needs 28.
+    let newest = |body: &str| {
+        let g = parse(&format!(
+            "graph @g(%x: f32[2]) -> (f32[2]) {{\n  {body}\n  return %y\n}}\n"
+        ))
+        .unwrap();
+        export_model(&g, &ExportOptions::default())
+            .unwrap()
+            .opset_import[0]
+            .version
+    };
+    assert_eq!(
+        newest("%y = cast(%x) {to = 1, round_mode = \"down\"} : f32[2]"),
+        Some(24)
+    );
+    assert_eq!(newest("%y = mod(%x, %x) : f32[2]"), Some(28));
+    assert_eq!(newest("%y = mod(%x, %x) {fmod = 1} : f32[2]"), Some(21));
 
     // Custom domains are imported at version 1, each once.
     let custom = parse(

@@ -41,9 +41,6 @@ fn arith<T: Num>(op: &OpKind, x: &ArrayD<T>, y: &ArrayD<T>, fmod: bool) -> OpRes
             zip2(x, y, |&p, &q| p.div(q))
         }
         OpKind::Mod => {
-            if T::IS_FLOAT && !fmod {
-                bail!("floating-point Mod requires fmod=1");
-            }
             if !T::IS_FLOAT && y.iter().any(|v| v.is_zero()) {
                 bail!("integer modulo by zero");
             }
@@ -157,12 +154,26 @@ mod tests {
     }
 
     #[test]
-    fn float_mod_needs_fmod() {
+    fn float_mod_fmod_and_floored() {
         let x = a1(&[5.5f32, -5.5]);
         let y = a1(&[2.0f32]);
-        assert!(arith(&OpKind::Mod, &x, &y, false).is_err());
         let m = arith(&OpKind::Mod, &x, &y, true).unwrap();
         assert_eq!(m.iter().copied().collect::<Vec<_>>(), vec![1.5, -1.5]);
+        // fmod = 0 on floats (opset 28): floored, the result takes the divisor's sign.
+        let m = arith(&OpKind::Mod, &x, &a1(&[-2.0f32]), false).unwrap();
+        assert_eq!(m.iter().copied().collect::<Vec<_>>(), vec![-0.5, -1.5]);
+        let m = arith(&OpKind::Mod, &x, &y, false).unwrap();
+        assert_eq!(m.iter().copied().collect::<Vec<_>>(), vec![1.5, 0.5]);
+        let x = a1(&[0.0f64, 3.0, -3.0, f64::INFINITY, 1.0, f64::NAN]);
+        let y = a1(&[-2.0f64, f64::INFINITY, f64::INFINITY, 2.0, 0.0, 1.0]);
+        let m: Vec<f64> = arith(&OpKind::Mod, &x, &y, false)
+            .unwrap()
+            .iter()
+            .copied()
+            .collect();
+        assert!(m[0] == 0.0 && m[0].is_sign_negative());
+        assert_eq!(m[1..3], [3.0, f64::INFINITY]);
+        assert!(m[3..].iter().all(|v| v.is_nan()));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! saturates or not per the `saturate` attribute.
 
 use half::{bf16, f16};
+use smelt_ir::lowfloat::{encode_e8m0_rounded, E8M0Rounding};
 use smelt_ir::{Attr, Attrs, DType};
 
 use super::input;
@@ -45,7 +46,15 @@ pub(crate) fn eval(
             None => bail!("missing attribute to"),
         }
     };
-    cast(x, to, attrs.int_or("saturate", 1) != 0)
+    let round = match attrs.get("round_mode") {
+        None => E8M0Rounding::Up,
+        Some(Attr::Str(s)) => match E8M0Rounding::from_onnx(s) {
+            Some(r) => r,
+            None => bail!("attribute round_mode must be up, down or nearest, got `{s}`"),
+        },
+        Some(other) => bail!("attribute round_mode must be a string, got {other:?}"),
+    };
+    cast_rounded(x, to, attrs.int_or("saturate", 1) != 0, round)
 }
 
 /// Every element of a value in an exact wide form.
@@ -182,8 +191,23 @@ fn to_strings(v: &Value) -> OpResult<Vec<String>> {
     })
 }
 
-/// Convert `v` to dtype `to` with ONNX Cast semantics.
+/// Convert `v` to dtype `to` with ONNX Cast semantics (E8M0 targets round to the
+/// nearest power of two, see [`smelt_ir::FloatFormat::encode`]).
 pub(crate) fn cast(v: &Value, to: DType, saturate: bool) -> OpResult<Value> {
+    cast_with(v, to, saturate, None)
+}
+
+/// [`cast`] with the ONNX `Cast` rounding of E8M0 targets (`round_mode`, opset 24).
+pub(crate) fn cast_rounded(
+    v: &Value,
+    to: DType,
+    saturate: bool,
+    round: E8M0Rounding,
+) -> OpResult<Value> {
+    cast_with(v, to, saturate, Some(round))
+}
+
+fn cast_with(v: &Value, to: DType, saturate: bool, e8m0: Option<E8M0Rounding>) -> OpResult<Value> {
     if v.dtype() == to {
         return Ok(v.clone());
     }
@@ -232,6 +256,18 @@ pub(crate) fn cast(v: &Value, to: DType, saturate: bool) -> OpResult<Value> {
         DType::I4 | DType::U4 => {
             // Keep the low four bits, like every other integer narrowing.
             let codes = as_ints(w)?.into_iter().map(|x| (x as u8) & 0x0F).collect();
+            Value::Packed {
+                dtype: to,
+                codes: array_from(&shape, codes)?,
+            }
+        }
+        DType::E8M0 if e8m0.is_some() => {
+            let round = e8m0.unwrap_or(E8M0Rounding::Up);
+            let codes = float_target(
+                w,
+                |x| encode_e8m0_rounded(x, saturate, round),
+                |i| encode_e8m0_rounded(i as f64, saturate, round),
+            )?;
             Value::Packed {
                 dtype: to,
                 codes: array_from(&shape, codes)?,
@@ -347,6 +383,23 @@ mod tests {
             cast(&i4, DType::I32, true).unwrap(),
             Value::I32(a1(&[-8, 7, -7]))
         );
+    }
+
+    #[test]
+    fn e8m0_round_mode() {
+        let x = Value::F32(a1(&[0.0, 0.124, 1.1, 8.0]));
+        let codes = |round| match cast_rounded(&x, DType::E8M0, true, round).unwrap() {
+            Value::Packed { codes, .. } => codes.iter().copied().collect::<Vec<u8>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(codes(E8M0Rounding::Up), vec![0x00, 0x7C, 0x80, 0x82]);
+        assert_eq!(codes(E8M0Rounding::Down), vec![0x00, 0x7B, 0x7F, 0x82]);
+        assert_eq!(codes(E8M0Rounding::Nearest), vec![0x00, 0x7C, 0x7F, 0x82]);
+        let attrs = Attrs::new()
+            .with("to", Attr::Int(24))
+            .with("round_mode", Attr::Str("sideways".into()));
+        let op = smelt_ir::OpKind::Cast;
+        assert!(eval(&op, &attrs, &[Some(&x)]).is_err());
     }
 
     #[test]

@@ -4,18 +4,28 @@
 //! widened to f32 before float computations and the results rounded back, and low-bit
 //! codes are handed to data-movement ops as plain bytes and re-tagged afterwards.
 
+pub(crate) mod attention;
 pub(crate) mod binary;
 pub(crate) mod broadcast;
 pub(crate) mod cast;
 pub(crate) mod conv;
+pub(crate) mod elementwise_extra;
+pub(crate) mod indexing;
 pub(crate) mod linalg;
 pub(crate) mod logic;
+pub(crate) mod loss;
 pub(crate) mod norm;
+pub(crate) mod normalization;
 pub(crate) mod pool;
+pub(crate) mod qlinear;
 pub(crate) mod quant;
 pub(crate) mod reduce;
+pub(crate) mod resize;
+pub(crate) mod rnn;
 pub(crate) mod shape;
+pub(crate) mod signal;
 pub(crate) mod slicing;
+pub(crate) mod spatial;
 pub(crate) mod unary;
 
 #[cfg(test)]
@@ -188,10 +198,14 @@ pub(crate) fn eval(
         K::Where => with_codes(inputs, |i| one(logic::eval(op, attrs, i))),
         K::Shape => one(shape::shape_of(inputs, attrs)),
         K::Size => one(shape::size(inputs)),
-        K::Range => via_f32(inputs, all, |i| one(shape::range(i))),
+        K::Range => shape::check_range_stash(inputs, attrs)
+            .and_then(|()| via_f32(inputs, all, |i| one(shape::range(i)))),
         K::ConstantOfShape => one(shape::constant_of_shape(inputs, attrs)),
         K::Cast | K::CastLike => one(cast::eval(op, attrs, inputs)),
-        K::QuantizeLinear => via_f32(inputs, all, |i| one(quant::quantize(attrs, i))),
+        K::QuantizeLinear => {
+            let attrs = &quant::default_precision(attrs, inputs);
+            via_f32(inputs, all, |i| one(quant::quantize(attrs, i)))
+        }
         K::DequantizeLinear => via_f32(inputs, all, |i| one(quant::dequantize(attrs, i))),
         K::Abs
         | K::Neg
@@ -246,6 +260,9 @@ pub(crate) fn eval(
         K::MaxPool | K::AveragePool | K::GlobalAveragePool | K::GlobalMaxPool => {
             via_f32(inputs, all, |i| pool::eval(op, attrs, i, num_outputs))
         }
+        K::BatchNormalization if attrs.int_or("training_mode", 0) != 0 => {
+            normalization::batch_norm_training(attrs, inputs, num_outputs)
+        }
         K::BatchNormalization => via_f32(inputs, all, |i| one(norm::batch_norm(attrs, i))),
         // Mean and InvStdDev stay f32 for half inputs (the stash type).
         K::LayerNormalization => via_f32(inputs, 1, |i| norm::layer_norm(attrs, i, num_outputs)),
@@ -260,5 +277,91 @@ pub(crate) fn eval(
         | K::ReduceSumSquare
         | K::ReduceLogSumExp => via_f32(inputs, all, |i| one(reduce::reduce(op, attrs, i))),
         K::ArgMax | K::ArgMin => via_f32(inputs, all, |i| one(reduce::arg(op, attrs, i))),
+        K::Acos
+        | K::Asin
+        | K::Acosh
+        | K::Asinh
+        | K::Atanh
+        | K::Cosh
+        | K::Sinh
+        | K::Selu
+        | K::Celu
+        | K::ThresholdedRelu
+        | K::Shrink
+        | K::Softsign
+        | K::Mish
+        | K::BitwiseNot
+        | K::BitwiseAnd
+        | K::BitwiseOr
+        | K::BitwiseXor
+        | K::BitShift
+        | K::Hardmax
+        | K::Einsum
+        | K::Det
+        | K::StringConcat
+        | K::StringSplit
+        | K::StringNormalizer
+        | K::ReduceLogSum
+        | K::TfIdfVectorizer => elementwise_extra::eval(op, attrs, inputs),
+        K::HannWindow
+        | K::HammingWindow
+        | K::BlackmanWindow
+        | K::DFT
+        | K::STFT
+        | K::MelWeightMatrix => signal::eval(op, attrs, inputs),
+        K::GatherElements
+        | K::GatherND
+        | K::ScatterElements
+        | K::ScatterND
+        | K::Trilu
+        | K::TopK
+        | K::CumSum
+        | K::CumProd
+        | K::OneHot
+        | K::NonZero
+        | K::Unique
+        | K::Compress
+        | K::ReverseSequence
+        | K::DepthToSpace
+        | K::SpaceToDepth
+        | K::EyeLike
+        | K::Pad
+        | K::CenterCropPad
+        | K::BitCast
+        | K::NonMaxSuppression => indexing::eval(op, attrs, inputs, num_outputs),
+        // The attention and normalization kernels compute in f64 for every float type.
+        K::Attention => attention::attention(attrs, inputs, num_outputs),
+        K::RotaryEmbedding => one(attention::rotary_embedding(attrs, inputs)),
+        K::TensorScatter => with_codes(inputs, |i| one(attention::tensor_scatter(attrs, i))),
+        K::LinearAttention => attention::linear_attention(attrs, inputs),
+        K::CausalConvWithState => attention::causal_conv_with_state(attrs, inputs),
+        K::RMSNormalization => one(normalization::rms_norm(attrs, inputs)),
+        K::GroupNormalization => one(normalization::group_norm(attrs, inputs)),
+        K::InstanceNormalization => one(normalization::instance_norm(attrs, inputs)),
+        K::MeanVarianceNormalization => one(normalization::mean_variance_norm(attrs, inputs)),
+        K::LpNormalization => one(normalization::lp_norm(attrs, inputs)),
+        K::LRN => one(normalization::lrn(attrs, inputs)),
+        K::Swish => one(normalization::swish(attrs, inputs)),
+        K::SwiGLU => one(normalization::swiglu(attrs, inputs)),
+        K::NegativeLogLikelihoodLoss => via_f32(inputs, all, |i| loss::loss(attrs, i, false, 1)),
+        K::SoftmaxCrossEntropyLoss => {
+            via_f32(inputs, all, |i| loss::loss(attrs, i, true, num_outputs))
+        }
+        K::Resize => one(resize::resize(attrs, inputs)),
+        K::GridSample => one(resize::grid_sample(attrs, inputs)),
+        K::AffineGrid => one(resize::affine_grid(attrs, inputs)),
+        K::Rnn | K::Gru | K::Lstm => via_f32(inputs, all, |i| rnn::eval(op, attrs, i)),
+        K::ConvTranspose => via_f32(inputs, all, |i| one(spatial::conv_transpose(attrs, i))),
+        K::LpPool => via_f32(inputs, all, |i| one(spatial::lp_pool(attrs, i))),
+        K::Col2Im => via_f32(inputs, all, |i| one(spatial::col2im(attrs, i))),
+        K::MaxUnpool => via_f32(inputs, all, |i| one(spatial::max_unpool(attrs, i))),
+        K::DeformConv => via_f32(inputs, all, |i| one(spatial::deform_conv(attrs, i))),
+        K::RoiAlign => via_f32(inputs, all, |i| one(spatial::roi_align(attrs, i))),
+        K::MaxRoiPool => via_f32(inputs, all, |i| one(spatial::max_roi_pool(attrs, i))),
+        K::MatMulInteger => one(qlinear::matmul_integer(inputs)),
+        K::ConvInteger => one(qlinear::conv_integer(attrs, inputs)),
+        K::QLinearMatMul => one(qlinear::qlinear_matmul(inputs)),
+        K::QLinearConv => one(qlinear::qlinear_conv(attrs, inputs)),
+        K::DynamicQuantizeLinear => qlinear::dynamic_quantize(inputs),
     }
 }

@@ -84,6 +84,32 @@ fn numbers(v: &Value, what: &str) -> OpResult<Vec<f64>> {
     }
 }
 
+/// QuantizeLinear's attributes with `precision` filled in where the division happens in a
+/// half type without one: x and y_scale both f16 (or both bf16) divide in that type, as
+/// numpy does in the reference. The kernel sees the inputs widened to f32, so the
+/// dispatcher calls this on the original ones.
+pub(crate) fn default_precision<'a>(
+    attrs: &'a Attrs,
+    inputs: &[Option<&Value>],
+) -> std::borrow::Cow<'a, Attrs> {
+    let dtype = |i: usize| inputs.get(i).copied().flatten().map(Value::dtype);
+    match (dtype(0), dtype(1)) {
+        (Some(x), Some(s))
+            if x == s
+                && matches!(x, DType::F16 | DType::BF16)
+                && attrs.get("precision").is_none() =>
+        {
+            match smelt_ir::infer::onnx_code_of(x) {
+                Some(code) => std::borrow::Cow::Owned(
+                    attrs.clone().with("precision", smelt_ir::Attr::Int(code)),
+                ),
+                None => std::borrow::Cow::Borrowed(attrs),
+            }
+        }
+        _ => std::borrow::Cow::Borrowed(attrs),
+    }
+}
+
 /// ONNX QuantizeLinear: `saturate(round_half_even(x / scale) + zero_point)`.
 pub(crate) fn quantize(attrs: &Attrs, inputs: &[Option<&Value>]) -> OpResult<Value> {
     let x = input(inputs, 0, "x")?;
@@ -123,8 +149,24 @@ pub(crate) fn quantize(attrs: &Attrs, inputs: &[Option<&Value>]) -> OpResult<Val
         None => vec![0.0; xs.len()],
     };
     let saturate = attrs.int_or("saturate", 1) != 0;
-    // Divide in f32 like the reference and runtimes, so ties round the same way.
-    let scaled = xs.iter().zip(&s).map(|(&x, &s)| x as f32 / s as f32);
+    // Divide in f32 like the reference and runtimes, so ties round the same way; an
+    // explicit `precision` (opset 23) of f16 or bf16 rounds the quotient to that type.
+    let precision = dtype_attr(attrs, "precision")?;
+    // Both operands are rounded to the precision type, then the quotient (exact in f64,
+    // which has room for the rounding to be exact too).
+    let div: fn(f64, f64) -> f32 = match precision {
+        None | Some(DType::F32) => |x, s| x as f32 / s as f32,
+        Some(DType::F16) => |x, s| {
+            let h = |v: f64| half::f16::from_f64(v).to_f64();
+            half::f16::from_f64(h(x) / h(s)).to_f32()
+        },
+        Some(DType::BF16) => |x, s| {
+            let h = |v: f64| half::bf16::from_f64(v).to_f64();
+            half::bf16::from_f64(h(x) / h(s)).to_f32()
+        },
+        Some(d) => bail!("precision {d} is not supported (f32, f16 or bf16)"),
+    };
+    let scaled = xs.iter().zip(&s).map(|(&x, &s)| div(x, s));
     if let Some((lo, hi)) = out_dtype.int_range() {
         let (lo, hi) = (lo as f32, hi as f32);
         let q: Vec<i128> = scaled
@@ -269,6 +311,30 @@ mod tests {
         assert_eq!(data::<f32>(&y).1, vec![1.0, 2.0, 30.0, 40.0]);
         let bad = v(&[1, 3], &[1.0f32, 1.0, 1.0]);
         assert!(fails(OpKind::DequantizeLinear, &a, &[&q, &bad]).contains("blocked"));
+    }
+
+    #[test]
+    fn precision_rounds_the_quotient() {
+        // 2.5 + 2^-10 rounds to 3 from f32, but is a tie that f16 rounds to 2.5 first.
+        let x = v(&[1], &[2.500_976_6f32]);
+        let s = v(&[], &[1.0f32]);
+        let zp = v(&[], &[0i8]);
+        let q = run(OpKind::QuantizeLinear, &Attrs::new(), &[&x, &s, &zp]);
+        assert_eq!(data::<i8>(&q).1, vec![3]);
+        let h = attrs(&[("precision", Attr::Int(10))]);
+        let q = run(OpKind::QuantizeLinear, &h, &[&x, &s, &zp]);
+        assert_eq!(data::<i8>(&q).1, vec![2]);
+        // bf16 x and scale without `precision` divide in bf16: 3.546875 / 1.015625 =
+        // 3.4923 rounds to 3.5 in bf16 (then to even, 4), while in f32 it gives 3.
+        let xh = v(&[1], &[half::bf16::from_f32(3.546875)]);
+        let sh = v(&[], &[half::bf16::from_f32(1.015625)]);
+        let q = run(OpKind::QuantizeLinear, &Attrs::new(), &[&xh, &sh, &zp]);
+        assert_eq!(data::<i8>(&q).1, vec![4]);
+        let f = attrs(&[("precision", Attr::Int(1))]);
+        let q = run(OpKind::QuantizeLinear, &f, &[&xh, &sh, &zp]);
+        assert_eq!(data::<i8>(&q).1, vec![3]);
+        let d = attrs(&[("precision", Attr::Int(11))]);
+        assert!(fails(OpKind::QuantizeLinear, &d, &[&x, &s, &zp]).contains("precision"));
     }
 
     #[test]

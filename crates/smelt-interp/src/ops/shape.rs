@@ -264,6 +264,20 @@ pub(crate) fn range(inputs: &[Option<&Value>]) -> OpResult<Value> {
     })
 }
 
+/// Range's `stash_type` (opset 27): f16 and bf16 inputs accumulate in f32 (code 1, the
+/// default, which is how [`range`] computes them); accumulating in the half type itself
+/// is not supported and is refused rather than computed differently.
+pub(crate) fn check_range_stash(inputs: &[Option<&Value>], attrs: &Attrs) -> OpResult<()> {
+    let half = matches!(inputs.first(), Some(Some(Value::F16(_) | Value::BF16(_))));
+    match attrs.int_or("stash_type", 1) {
+        1 => Ok(()),
+        _ if !half => Ok(()),
+        code => {
+            bail!("stash_type = {code} (accumulating in a type other than f32) is not supported")
+        }
+    }
+}
+
 fn range_values<T: Num>(start: T, limit: T, delta: T) -> OpResult<Vec<T>> {
     let n = if T::IS_FLOAT {
         ((limit.to_f64() - start.to_f64()) / delta.to_f64()).ceil()
@@ -355,6 +369,17 @@ mod tests {
         assert!(reshape_target(&[2, 3], &[4, -1], false).is_err());
         assert!(reshape_target(&[2, 3], &[7], false).is_err());
         assert!(reshape_target(&[2, 3], &[i64::MAX, i64::MAX, 0], true).is_err());
+    }
+
+    #[test]
+    fn range_stash_types() {
+        let h = Value::F16(array_from(&[], vec![half::f16::ONE]).unwrap());
+        let f = Value::F32(array_from(&[], vec![1.0f32]).unwrap());
+        let stash = |c: i64| Attrs::new().with("stash_type", smelt_ir::Attr::Int(c));
+        assert!(check_range_stash(&[Some(&h)], &Attrs::new()).is_ok());
+        assert!(check_range_stash(&[Some(&h)], &stash(1)).is_ok());
+        assert!(check_range_stash(&[Some(&f)], &stash(10)).is_ok());
+        assert!(check_range_stash(&[Some(&h)], &stash(10)).is_err());
     }
 
     #[test]

@@ -6,7 +6,9 @@ use crate::op::OpKind;
 use crate::types::TensorType;
 
 use super::util::{attrs, broadcast, input, num_outputs, opt_input, same_dtype, R};
-use super::{dtype_from_onnx_code, nn, shape_ops, InferCx};
+use super::{
+    attention, dtype_from_onnx_code, indexing, loss, nn, normalization, resize, shape_ops, InferCx,
+};
 
 /// Output types of the node in `cx`, one per output the op defines (for ops with
 /// optional outputs, as many as the node declares).
@@ -121,7 +123,48 @@ pub(super) fn infer(cx: &InferCx) -> R<Vec<TensorType>> {
         Range => shape_ops::range(cx),
         ConstantOfShape => shape_ops::constant_of_shape(cx),
         QuantizeLinear => nn::quantize(cx),
+        Acos | Asin | Acosh | Asinh | Atanh | Cosh | Sinh | Selu | Celu | ThresholdedRelu
+        | Shrink | Softsign | Mish | BitwiseNot | BitwiseAnd | BitwiseOr | BitwiseXor
+        | BitShift | GatherElements | GatherND | ScatterElements | ScatterND | Trilu | TopK
+        | CumSum | CumProd | OneHot | NonZero | Unique | Compress | ReverseSequence
+        | DepthToSpace | SpaceToDepth | EyeLike | Pad | CenterCropPad | BitCast | Hardmax
+        | Einsum | Det | HannWindow | HammingWindow | BlackmanWindow | DFT | STFT
+        | MelWeightMatrix | NonMaxSuppression | StringConcat | StringSplit | StringNormalizer
+        | ReduceLogSum | TfIdfVectorizer => indexing::infer(cx),
         DequantizeLinear => nn::dequantize(cx),
+        Attention => attention::attention(cx),
+        RotaryEmbedding => attention::rotary_embedding(cx),
+        TensorScatter => attention::tensor_scatter(cx),
+        LinearAttention => attention::linear_attention(cx),
+        CausalConvWithState => attention::causal_conv_with_state(cx),
+        RMSNormalization => normalization::rms_norm(cx),
+        GroupNormalization => normalization::group_norm(cx),
+        InstanceNormalization => normalization::instance_norm(cx),
+        MeanVarianceNormalization => normalization::mean_variance_norm(cx),
+        LpNormalization => normalization::lp_norm(cx),
+        LRN => normalization::lrn(cx),
+        Swish => normalization::swish(cx),
+        SwiGLU => normalization::swiglu(cx),
+        NegativeLogLikelihoodLoss => loss::loss(cx, false),
+        SoftmaxCrossEntropyLoss => loss::loss(cx, true),
+        Resize => resize::resize(cx),
+        GridSample => resize::grid_sample(cx),
+        AffineGrid => resize::affine_grid(cx),
+        Rnn => super::rnn::recurrent(cx, 1),
+        Gru => super::rnn::recurrent(cx, 3),
+        Lstm => super::rnn::recurrent(cx, 4),
+        ConvTranspose => super::spatial::conv_transpose(cx),
+        LpPool => nn::pool(cx, false),
+        Col2Im => super::spatial::col2im(cx),
+        MaxUnpool => super::spatial::max_unpool(cx),
+        DeformConv => super::spatial::deform_conv(cx),
+        RoiAlign => super::spatial::roi_align(cx),
+        MaxRoiPool => super::spatial::max_roi_pool(cx),
+        MatMulInteger => super::qlinear::matmul_integer(cx),
+        ConvInteger => super::qlinear::conv_integer(cx),
+        QLinearMatMul => super::qlinear::qlinear_matmul(cx),
+        QLinearConv => super::qlinear::qlinear_conv(cx),
+        DynamicQuantizeLinear => super::qlinear::dynamic_quantize(cx),
     }
 }
 

@@ -142,11 +142,18 @@ pub(super) fn flatten(cx: &InferCx) -> R<Vec<TensorType>> {
     let Some(dims) = x.dims() else {
         return one(TensorType::new(x.dtype, vec![Dim::Unknown, Dim::Unknown]));
     };
-    // Flatten's axis may equal the rank (everything goes to the first dim).
-    let a = norm_axis(axis, dims.len() + 1, "attribute `axis`")
-        .ok()
-        .filter(|_| axis >= -(dims.len() as i64))
-        .ok_or_else(|| format!("attribute `axis` = {axis} is out of range for input {x}"))?;
+    // Flatten's axis is in [-rank, rank]: a negative one counts from the rank (not
+    // rank + 1), and axis = rank puts everything in the first dim.
+    let rank = dims.len() as i64;
+    let a = match axis {
+        a if (0..=rank).contains(&a) => a as usize,
+        a if (-rank..0).contains(&a) => (a + rank) as usize,
+        _ => {
+            return Err(format!(
+                "attribute `axis` = {axis} is out of range for input {x}"
+            ))
+        }
+    };
     let (head, tail) = dims.split_at(a);
     one(TensorType::new(
         x.dtype,

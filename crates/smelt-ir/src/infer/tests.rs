@@ -943,3 +943,33 @@ fn traced_shape_arithmetic() {
     assert_eq!(ty(&g, r), "f32[?b, ?s, 12, 32]");
     assert_eq!(ty(&g, ex), "f32[?b, ?s, 384]");
 }
+
+/// Flatten's axis is in [-rank, rank]; a negative axis counts back from the rank.
+#[test]
+fn flatten_axis_range() {
+    let mut g = Graph::new("flatten");
+    let x = g.add_input("x", t("f32[2, 3, 4]"));
+    let cases = [
+        (-1, "f32[6, 4]"),
+        (-3, "f32[1, 24]"),
+        (0, "f32[1, 24]"),
+        (3, "f32[24, 1]"),
+    ];
+    let outs: Vec<ValueId> = cases
+        .iter()
+        .map(|&(axis, _)| op1(&mut g, OpKind::Flatten, int("axis", axis), &[x], DType::F32))
+        .collect();
+    let y = g.add_input("y", t("f32[3, 4]"));
+    let last = op1(&mut g, OpKind::Flatten, int("axis", -1), &[y], DType::F32);
+    g.infer_types().unwrap();
+    for (&(axis, want), &v) in cases.iter().zip(&outs) {
+        assert_eq!(ty(&g, v), want, "axis {axis}");
+    }
+    assert_eq!(ty(&g, last), "f32[3, 4]");
+    for bad in [4, -4] {
+        let mut g = Graph::new("bad");
+        let x = g.add_input("x", t("f32[2, 3, 4]"));
+        op1(&mut g, OpKind::Flatten, int("axis", bad), &[x], DType::F32);
+        assert!(infer_err(&mut g).contains("out of range"), "axis {bad}");
+    }
+}

@@ -41,6 +41,8 @@ pub(super) fn op_need(op: &OpKind, attrs: &Attrs, node: &str) -> Option<Need> {
         })
     };
     match op {
+        OpKind::Range if has("stash_type") => need(27, "uses `stash_type`"),
+        OpKind::Cast | OpKind::CastLike if has("round_mode") => need(24, "uses `round_mode`"),
         OpKind::Gelu => need(20, "is a Gelu"),
         OpKind::QuantizeLinear if has("precision") => need(23, "uses `precision`"),
         OpKind::DequantizeLinear if has("output_dtype") => need(23, "uses `output_dtype`"),
@@ -51,18 +53,40 @@ pub(super) fn op_need(op: &OpKind, attrs: &Attrs, node: &str) -> Option<Need> {
         OpKind::QuantizeLinear | OpKind::Cast | OpKind::CastLike if has("saturate") => {
             need(19, "uses `saturate`")
         }
+        OpKind::Attention if has("left_window_size") || has("right_window_size") => {
+            need(25, "uses a sliding window")
+        }
+        OpKind::Attention | OpKind::RMSNormalization | OpKind::RotaryEmbedding => {
+            need(23, "exists from opset 23")
+        }
+        OpKind::GroupNormalization => need(21, "has per-channel scale and bias (opset 21)"),
+        OpKind::TensorScatter | OpKind::Swish => need(24, "exists from opset 24"),
+        OpKind::LinearAttention | OpKind::CausalConvWithState => need(27, "exists from opset 27"),
+        OpKind::SwiGLU => need(28, "exists from opset 28"),
+        OpKind::BitCast | OpKind::CumProd => need(26, "exists from opset 26"),
+        OpKind::DFT => need(20, "takes `axis` as an input (opset 20)"),
+        OpKind::StringConcat | OpKind::StringSplit => need(20, "exists from opset 20"),
+        OpKind::AffineGrid => need(20, "exists from opset 20"),
+        OpKind::GridSample => need(20, "uses the N-D form with linear/cubic modes (opset 20)"),
+        OpKind::DeformConv => need(19, "exists from opset 19"),
+        OpKind::Resize
+            if attrs.str("coordinate_transformation_mode") == Some("half_pixel_symmetric") =>
+        {
+            need(19, "uses half_pixel_symmetric")
+        }
         _ => None,
     }
 }
 
 /// The opset from which default-domain ops accept `dtype`, where that is above
-/// [`MIN_EXPORT_OPSET`]. E8M0 and FP6 are accepted by no op up to the newest opset the
-/// importer reads; they only raise the IR version (see [`dtype_ir_version`]).
+/// [`MIN_EXPORT_OPSET`].
 pub(super) fn dtype_need(dtype: DType, value: &str) -> Option<Need> {
     let opset = match dtype {
         DType::F8E4M3 | DType::F8E5M2 => 19,
         DType::I4 | DType::U4 => 21,
         DType::F4E2M1 => 23,
+        DType::E8M0 => 24,
+        DType::F6E2M3 | DType::F6E3M2 => 28,
         _ => return None,
     };
     Some(Need {
@@ -84,13 +108,16 @@ pub(super) fn dtype_ir_version(dtype: DType) -> i64 {
 }
 
 /// The IR version the ONNX release that introduced `opset` wrote (opset 18: IR 8,
-/// 19-20: 9, 21-22: 10, 23: 11).
+/// 19-20: 9, 21-22: 10, 23: 11, 24: 12, 25-27: 13, 28: 14).
 pub(super) fn ir_version_for_opset(opset: i64) -> i64 {
     match opset {
         ..=18 => 8,
         19 | 20 => 9,
         21 | 22 => 10,
-        _ => 11,
+        23 => 11,
+        24 => 12,
+        25..=27 => 13,
+        _ => 14,
     }
 }
 
@@ -113,6 +140,8 @@ mod tests {
         assert_eq!(ir_version_for_opset(18), 8);
         assert_eq!(ir_version_for_opset(21), 10);
         assert_eq!(ir_version_for_opset(23), 11);
+        assert_eq!(ir_version_for_opset(25), 13);
+        assert_eq!(ir_version_for_opset(28), 14);
         let mut need = Need {
             opset: 18,
             why: String::new(),
