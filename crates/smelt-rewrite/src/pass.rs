@@ -10,6 +10,10 @@
 //!
 //! All take `iters`, `nodes`, `time-ms` and `region` (op nodes per saturation region, 0
 //! for one region).
+//!
+//! Run `recognize` (or `canonicalize`, which includes it) before `simplify`: simplification
+//! moves constant scales into the next matmul's weight, and the 0.5 of an erf-form GELU is
+//! such a scale, so a GELU simplified first is no longer recognisable.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,7 +139,7 @@ fn register_sets(
 
 /// Register `simplify`, `recognize`, `fusion-groups`, `shift-candidates` and `rewrite`.
 pub fn register_rewrite_passes(reg: &mut PassRegistry) {
-    register_sets(reg, "simplify", "algebraic simplification by equality saturation (transpose/reshape chains, neutral elements, scales folded into weights)", "simplify");
+    register_sets(reg, "simplify", "algebraic simplification by equality saturation (transpose/reshape chains, neutral elements, scales folded into weights); run after recognize/canonicalize", "simplify");
     register_sets(
         reg,
         "recognize",
