@@ -131,3 +131,14 @@ fn run(path: &str) -> smelt::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    /// The example does its job end to end on the model the repo ships: the pass runs in
+    /// a driver pipeline, removes divisions, and the outputs stay within 1e-5.
+    #[test]
+    fn runs_on_the_bundled_model() {
+        let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/tiny_bert.onnx");
+        super::run(model).unwrap();
+    }
+}
