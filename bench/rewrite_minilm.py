@@ -17,12 +17,12 @@ import subprocess
 import tempfile
 from collections import defaultdict
 
-# Recognition runs before simplification: `simplify` moves the 0.5 of an erf-form GELU
-# into the next matmul's weight (matmul-scale-input), after which the GELU no longer looks
-# like one. `canonicalize` includes the recognition rules.
+# `simplify` runs recognition as its first stage (otherwise it would move the 0.5 of an
+# erf-form GELU into the next matmul's weight and hide the GELU); `canonicalize` includes
+# the recognition rules too.
 PIPELINES = [
     "canonicalize",
-    "canonicalize,simplify,fusion-groups",
+    "simplify,fusion-groups",
     "canonicalize,simplify,fusion-groups,shift-candidates",
 ]
 

@@ -2,7 +2,7 @@
 //!
 //! | pass | rule sets |
 //! | --- | --- |
-//! | `simplify` | algebraic simplification |
+//! | `simplify` | recognition (first stage), then algebraic simplification |
 //! | `recognize` | GELU (erf and tanh forms), LayerNorm, Softmax from their decompositions |
 //! | `fusion-groups` | reports matmul+bias+activation, attention, residual+LayerNorm groups |
 //! | `shift-candidates` | reports multiplications by powers of two |
@@ -11,9 +11,9 @@
 //! All take `iters`, `nodes`, `time-ms` and `region` (op nodes per saturation region, 0
 //! for one region).
 //!
-//! Run `recognize` (or `canonicalize`, which includes it) before `simplify`: simplification
-//! moves constant scales into the next matmul's weight, and the 0.5 of an erf-form GELU is
-//! such a scale, so a GELU simplified first is no longer recognisable.
+//! `simplify` runs the recognition rules as its first stage: simplification moves constant
+//! scales into the next matmul's weight, and the 0.5 of an erf-form GELU is such a scale,
+//! so a GELU simplified before being recognised would no longer be recognisable.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,7 +139,7 @@ fn register_sets(
 
 /// Register `simplify`, `recognize`, `fusion-groups`, `shift-candidates` and `rewrite`.
 pub fn register_rewrite_passes(reg: &mut PassRegistry) {
-    register_sets(reg, "simplify", "algebraic simplification by equality saturation (transpose/reshape chains, neutral elements, scales folded into weights); run after recognize/canonicalize", "simplify");
+    register_sets(reg, "simplify", "algebraic simplification by equality saturation (transpose/reshape chains, neutral elements, scales folded into weights), after a recognition stage", "recognize+simplify");
     register_sets(
         reg,
         "recognize",
@@ -162,7 +162,7 @@ pub fn register_rewrite_passes(reg: &mut PassRegistry) {
     opts.push(OptionSpec {
         name: "sets",
         kind: OptionKind::Str,
-        default: Some("simplify,recognize"),
+        default: Some("recognize,simplify"),
         help: "shipped rule sets, separated by `,` or `+` (`none` for none)",
     });
     opts.push(OptionSpec {
