@@ -50,7 +50,7 @@ def main():
     ort_med, ort_p90 = statistics.median(times), sorted(times)[int(len(times) * 0.9) - 1]
 
     with tempfile.TemporaryDirectory() as d:
-        cmd = [smelt, "run", model, "--repeat", str(args.repeat)]
+        cmd = [smelt, "run", model, "--backend", "interp", "--repeat", str(args.repeat)]
         for n, a in feeds.items():
             p = os.path.join(d, f"{n}.npy")
             np.save(p, a)

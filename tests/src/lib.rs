@@ -10,3 +10,29 @@ pub fn models_dir() -> PathBuf {
         None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/models")),
     }
 }
+
+/// A `.npy` file under [`models_dir`], e.g. `digits/X_test.npy`.
+pub fn model_npy(rel: &str) -> smelt::Tensor {
+    let p = models_dir().join(rel);
+    smelt::ir::npy::read_npy_file(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The largest absolute difference between two f32 tensors of the same shape.
+pub fn max_abs_diff_f32(a: &smelt::Tensor, b: &smelt::Tensor) -> f32 {
+    assert_eq!(a.shape(), b.shape());
+    let (x, y) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
+    x.iter()
+        .zip(&y)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f32::max)
+}
+
+/// The index of the largest value in each row of a 2-D f32 tensor.
+pub fn argmax_rows(t: &smelt::Tensor) -> Vec<usize> {
+    let cols = t.shape()[1];
+    t.to_vec::<f32>()
+        .unwrap()
+        .chunks(cols)
+        .map(|r| (0..cols).fold(0, |b, i| if r[i] > r[b] { i } else { b }))
+        .collect()
+}

@@ -12,19 +12,7 @@ fn load(rel: &str) -> Model {
     Model::from_onnx(&p).unwrap_or_else(|e| panic!("importing {}: {e}", p.display()))
 }
 
-fn npy(rel: &str) -> Tensor {
-    let p = models_dir().join(rel);
-    read_npy_file(&p).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.shape(), b.shape());
-    let (x, y) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
-    x.iter()
-        .zip(&y)
-        .map(|(p, q)| (p - q).abs())
-        .fold(0.0, f32::max)
-}
+use smelt_tests::{argmax_rows, max_abs_diff_f32 as max_abs_diff, model_npy as npy};
 
 fn output<'a>(outs: &'a [(String, Tensor)], name: &str) -> &'a Tensor {
     &outs
@@ -127,19 +115,6 @@ fn minilm_canonicalize_recognises_gelu_layernorm_softmax() {
     }
     let (hidden, emb) = minilm_case(&model, "b4_s16");
     assert!(hidden <= 1e-4 && emb <= 1e-5, "{hidden} {emb}");
-}
-
-fn argmax_rows(t: &Tensor) -> Vec<usize> {
-    let cols = t.shape()[1];
-    t.to_vec::<f32>()
-        .unwrap()
-        .chunks(cols)
-        .map(|r| {
-            r.iter()
-                .enumerate()
-                .fold(0, |b, (i, v)| if *v > r[b] { i } else { b })
-        })
-        .collect()
 }
 
 #[test]

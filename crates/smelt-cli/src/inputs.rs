@@ -64,6 +64,15 @@ pub fn synthesize_missing(
     given: &mut Vec<(String, Tensor)>,
     default_dim: usize,
 ) -> Result<()> {
+    synthesize_with(g, given, &|_| default_dim)
+}
+
+/// Like [`synthesize_missing`], with the size of each named dim from `dim`.
+pub fn synthesize_with(
+    g: &Graph,
+    given: &mut Vec<(String, Tensor)>,
+    dim: &dyn Fn(&str) -> usize,
+) -> Result<()> {
     for v in g.inputs() {
         let name = &g.value(*v).name;
         if given.iter().any(|(n, _)| n == name) {
@@ -75,7 +84,8 @@ pub fn synthesize_missing(
                 .iter()
                 .map(|d| match d {
                     Dim::Known(k) => *k as usize,
-                    _ => default_dim,
+                    Dim::Sym(s) => dim(s),
+                    _ => dim(""),
                 })
                 .collect(),
             None => bail!("input `{name}` has unknown rank; pass it with --input"),

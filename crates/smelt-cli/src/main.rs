@@ -1,5 +1,7 @@
 //! `smelt`: inspect, optimise and run neural-network models.
 
+mod bench;
+mod compile;
 mod export;
 mod inputs;
 mod inspect;
@@ -31,8 +33,12 @@ enum Command {
     Opt(opt::OptArgs),
     /// Write a model (optionally after a pass pipeline) as an ONNX file.
     Export(export::ExportArgs),
-    /// Run a model on .npy inputs with the reference interpreter.
+    /// Run a model on .npy inputs, compiled (default) or with the reference interpreter.
     Run(run::RunArgs),
+    /// Compile a model ahead of time to a shared library or object file with a C ABI.
+    Compile(compile::CompileArgs),
+    /// Time a compiled model on synthesised inputs: median and p90 latency, GFLOP/s.
+    Bench(bench::BenchArgs),
     /// Optimise a model, run it before and after, compare against reference outputs and
     /// print a report.
     Report(report::ReportArgs),
@@ -47,6 +53,8 @@ fn main() -> ExitCode {
         Command::Opt(a) => opt::opt(a),
         Command::Export(a) => export::export(a),
         Command::Run(a) => run::run(a),
+        Command::Bench(a) => bench::bench(a),
+        Command::Compile(a) => compile::compile(a),
         Command::Report(a) => report::report(a),
         Command::Passes => {
             list_passes();

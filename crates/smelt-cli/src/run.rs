@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use smelt::{Driver, PassContext, Tensor};
+use smelt::{Backend, CompileOptions, Compiled, Driver, PassContext, Tensor};
 
 use crate::inputs::{load_inputs, parse_binding};
 use crate::opt::{load, parse_dim};
@@ -29,6 +29,12 @@ pub struct RunArgs {
     /// Run this many times (after one warm-up run) and print the median and p90 time.
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
+    /// The engine: `cranelift` (compiled native code) or `interp` (reference interpreter).
+    #[arg(long, default_value = "cranelift")]
+    pub backend: Backend,
+    /// Worker threads for compiled code (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
@@ -41,25 +47,54 @@ pub fn run(a: RunArgs) -> Result<()> {
         .iter()
         .map(|(n, t)| (n.as_str(), t.clone()))
         .collect();
+    let compiled = Compiled::new(
+        model.graph.clone(),
+        CompileOptions {
+            backend: a.backend,
+            threads: a.threads,
+            ..CompileOptions::default()
+        },
+    )?;
+    let by_name: Vec<Vec<usize>> = compiled
+        .input_names()
+        .iter()
+        .map(|n| {
+            named
+                .iter()
+                .find(|(m, _)| m == n)
+                .map(|(_, t)| t.shape().to_vec())
+                .ok_or_else(|| anyhow::anyhow!("input `{n}` was not given (pass it with --input)"))
+        })
+        .collect::<Result<_>>()?;
+    let stats = compiled.prepare(&by_name)?;
+    if a.backend != Backend::Interp {
+        eprintln!(
+            "compiled in {:.1} ms ({} kernels, arena {} bytes)",
+            stats.total_ms(),
+            stats.kernels,
+            stats.arena_bytes
+        );
+    }
     let t0 = std::time::Instant::now();
-    let outputs = model.run_interp(&named)?;
+    let outputs = compiled.run(&named)?;
     let first_ms = t0.elapsed().as_secs_f64() * 1e3;
     if a.repeat > 1 {
         let mut times = Vec::with_capacity(a.repeat);
         for _ in 0..a.repeat {
             let t = std::time::Instant::now();
-            model.run_interp(&named)?;
+            compiled.run(&named)?;
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
         times.sort_by(f64::total_cmp);
         let p90 = times[(times.len() * 9 / 10).min(times.len() - 1)];
         eprintln!(
-            "interpreter: median {:.2} ms, p90 {p90:.2} ms over {} runs",
+            "{}: median {:.2} ms, p90 {p90:.2} ms over {} runs",
+            a.backend,
             times[times.len() / 2],
             times.len()
         );
     } else {
-        eprintln!("ran in {first_ms:.1} ms (interpreter)");
+        eprintln!("ran in {first_ms:.1} ms ({})", a.backend);
     }
     if let Some(dir) = &a.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

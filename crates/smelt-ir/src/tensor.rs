@@ -191,6 +191,45 @@ impl Tensor {
         })
     }
 
+    /// A tensor of `dtype` from f64 values: floats round to nearest, integers and bools
+    /// convert as Rust's `as` does (saturating, NaN to 0). Fails for dtypes without a
+    /// plain byte-per-element form (sub-byte, low-precision float, string).
+    pub fn from_f64(dtype: DType, shape: Vec<usize>, values: &[f64]) -> IrResult<Tensor> {
+        match dtype {
+            DType::F64 => Tensor::from_vec(shape, values.to_vec()),
+            DType::F32 => Tensor::from_vec(shape, values.iter().map(|&v| v as f32).collect()),
+            DType::F16 => Tensor::from_vec(
+                shape,
+                values.iter().map(|&v| half::f16::from_f64(v)).collect(),
+            ),
+            DType::BF16 => Tensor::from_vec(
+                shape,
+                values.iter().map(|&v| half::bf16::from_f64(v)).collect(),
+            ),
+            DType::I64 => Tensor::from_vec(shape, values.iter().map(|&v| v as i64).collect()),
+            DType::I32 => Tensor::from_vec(shape, values.iter().map(|&v| v as i32).collect()),
+            DType::I16 => Tensor::from_vec(shape, values.iter().map(|&v| v as i16).collect()),
+            DType::I8 => Tensor::from_vec(shape, values.iter().map(|&v| v as i8).collect()),
+            DType::U64 => Tensor::from_vec(shape, values.iter().map(|&v| v as u64).collect()),
+            DType::U32 => Tensor::from_vec(shape, values.iter().map(|&v| v as u32).collect()),
+            DType::U16 => Tensor::from_vec(shape, values.iter().map(|&v| v as u16).collect()),
+            DType::U8 => Tensor::from_vec(shape, values.iter().map(|&v| v as u8).collect()),
+            DType::Bool => Tensor::from_bytes(
+                DType::Bool,
+                shape,
+                Bytes::from(
+                    values
+                        .iter()
+                        .map(|&v| u8::from(v != 0.0))
+                        .collect::<Vec<u8>>(),
+                ),
+            ),
+            other => Err(IrError::InvalidTensor(format!(
+                "cannot build a {other} tensor from f64 values"
+            ))),
+        }
+    }
+
     /// A 64-bit content hash of dtype, shape and data (word-wise FNV-1a with a final
     /// avalanche), computed once and cached.
     pub fn content_hash(&self) -> u64 {

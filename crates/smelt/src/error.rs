@@ -14,6 +14,15 @@ pub enum Error {
     /// Interpreter errors.
     #[error(transparent)]
     Interp(#[from] smelt_interp::InterpError),
+    /// Lowering a graph to kernels, or planning its memory.
+    #[error(transparent)]
+    Lower(#[from] smelt_lower::LowerError),
+    /// Generating native code.
+    #[error(transparent)]
+    Codegen(#[from] smelt_codegen_cranelift::CodegenError),
+    /// Running compiled code.
+    #[error(transparent)]
+    Runtime(#[from] smelt_runtime::RuntimeError),
     /// Reading or writing a file.
     #[error("{path}: {source}")]
     Io {

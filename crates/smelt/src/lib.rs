@@ -17,20 +17,26 @@
 //! (import), [`interp`] (the reference interpreter), [`transforms`] (core passes) and
 //! [`rewrite`] (the equality-saturation engine and its rule sets).
 
+pub mod aot;
+mod compile;
 mod driver;
 mod error;
 mod model;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use compile::{Backend, CompileOptions, CompileStats, Compiled, RuntimeHandle};
 pub use driver::{Driver, InterpEvaluator};
 pub use error::{Error, Result};
 pub use model::Model;
 
+pub use smelt_codegen_cranelift as codegen_cranelift;
 pub use smelt_interp as interp;
 pub use smelt_ir as ir;
+pub use smelt_lower as lower;
 pub use smelt_onnx as onnx;
 pub use smelt_rewrite as rewrite;
+pub use smelt_runtime as runtime;
 pub use smelt_transforms as transforms;
 
 pub use smelt_ir::{
