@@ -226,7 +226,12 @@ fn print_profile(h: &smelt::RuntimeHandle, runs: usize) {
     let mut order: Vec<usize> = (0..times.len()).collect();
     order.sort_by(|&a, &b| times[b].total_cmp(&times[a]));
     eprintln!("slowest kernels:");
-    for &i in order.iter().take(12) {
+    for &i in order.iter().take(
+        std::env::var("SMELT_PROFILE_TOP")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(12),
+    ) {
         let k = &program.kernels[i];
         eprintln!(
             "  {:>8.3} ms  {}  (schedule: parallel {:?})",

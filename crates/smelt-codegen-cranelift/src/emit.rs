@@ -15,6 +15,7 @@ use smelt_lower::{
 
 use crate::error::CodegenError;
 use crate::module::{has_flag, Options};
+use crate::vecok::VecStmt;
 
 pub(crate) type R<T> = Result<T, CodegenError>;
 
@@ -57,6 +58,8 @@ pub(crate) struct Emitter<'a, 'b> {
     pub kernel: &'a Kernel,
     pub opts: &'a Options,
     pub fma: bool,
+    /// Whether the target is x86-64 (x86-only instructions may be used).
+    pub x86: bool,
     pub bufs: Value,
     pub dims_ptr: Value,
     pub start: Value,
@@ -96,6 +99,7 @@ pub(crate) fn emit_kernel<M: Module>(
     kind: FnKind,
 ) -> R<()> {
     let fma = has_flag(module.isa(), "has_fma");
+    let x86 = module.isa().triple().architecture == target_lexicon::Architecture::X86_64;
     let ptr = module.target_config().pointer_type();
     let frontend = module.target_config();
     let mut b = FunctionBuilder::new(func, fctx);
@@ -138,6 +142,7 @@ pub(crate) fn emit_kernel<M: Module>(
         kernel,
         opts,
         fma,
+        x86,
         bufs,
         dims_ptr,
         start,
@@ -709,9 +714,16 @@ impl Emitter<'_, '_> {
     /// A reduction loop over `var` with vector accumulators; returns the first index
     /// not yet reduced (the scalar tail continues from there).
     fn vec_reduce_loop(&mut self, var: Var, lo: Value, hi: Value, body: &[Stmt]) -> R<Value> {
-        let mut accs: Vec<(Local, BinaryOp, Variable)> = vec![];
-        for s in body {
-            if let Stmt::Assign(l, Expr::Binary(op, _, _)) = s {
+        let checker = crate::vecok::Checker {
+            program: self.program,
+            kernel: self.kernel,
+        };
+        let stmts = checker
+            .classify(body, true)
+            .ok_or_else(|| self.unsupported("reduction loop is not vectorisable"))?;
+        let mut accs: HashMap<Local, (BinaryOp, Variable)> = HashMap::new();
+        for s in &stmts {
+            if let VecStmt::Reduce(l, op, _) = s {
                 let identity = match op {
                     BinaryOp::Add => 0.0,
                     BinaryOp::Max => f64::NEG_INFINITY,
@@ -720,7 +732,7 @@ impl Emitter<'_, '_> {
                 let x = self.b.declare_var(F32X4);
                 let init = self.float_const(F32X4, identity);
                 self.b.def_var(x, init);
-                accs.push((*l, *op, x));
+                accs.insert(*l, (*op, x));
             }
         }
         let at = self.for_range(var, lo, hi, LANES, &mut |e| {
@@ -728,18 +740,32 @@ impl Emitter<'_, '_> {
                 var: Some(var),
                 temps: HashMap::new(),
             };
-            for (s, (_, op, acc)) in body.iter().zip(accs.iter()) {
-                let Stmt::Assign(_, Expr::Binary(_, _, x)) = s else {
-                    return Err(e.unsupported("reduction shape"));
-                };
-                let v = e.vector(x, &mut cx)?;
-                let a = e.b.use_var(*acc);
-                let r = e.binary(*op, a, v, DType::F32)?;
-                e.b.def_var(*acc, r);
+            for s in &stmts {
+                match s {
+                    VecStmt::Temp(l, x) => {
+                        let v = e.vector(x, &mut cx)?;
+                        cx.temps.insert(*l, v);
+                    }
+                    VecStmt::Reduce(l, op, x) => {
+                        let v = e.vector(x, &mut cx)?;
+                        let acc = accs[l].1;
+                        let a = e.b.use_var(acc);
+                        let r = e.binary(*op, a, v, DType::F32)?;
+                        e.b.def_var(acc, r);
+                    }
+                    VecStmt::Store(b, idx, x) => {
+                        let v = e.vector(x, &mut cx)?;
+                        e.vec_store(*b, idx, var, v)?;
+                    }
+                }
             }
             Ok(())
         })?;
-        for (l, op, acc) in accs {
+        for s in &stmts {
+            let VecStmt::Reduce(l, op, _) = s else {
+                continue;
+            };
+            let (op, acc) = (*op, accs[l].1);
             let a = self.b.use_var(acc);
             let lanes: Vec<Value> = (0..LANES as u8)
                 .map(|i| self.b.ins().extractlane(a, i))
@@ -747,7 +773,7 @@ impl Emitter<'_, '_> {
             let p = self.binary(op, lanes[0], lanes[1], DType::F32)?;
             let q = self.binary(op, lanes[2], lanes[3], DType::F32)?;
             let h = self.binary(op, p, q, DType::F32)?;
-            let x = self.local_var(l);
+            let x = self.local_var(*l);
             let cur = self.b.use_var(x);
             let r = self.binary(op, cur, h, DType::F32)?;
             self.b.def_var(x, r);

@@ -40,7 +40,7 @@ pub(crate) fn applicable(program: &KernelProgram, kernel: &Kernel) -> bool {
 
 fn parts<'k>(program: &'k KernelProgram, k: &'k Kernel) -> Option<Parts<'k>> {
     let r = k.loops.len();
-    if r < 2 || k.schedule.parallel_axis == Some(r - 1) {
+    if r < 2 {
         return None;
     }
     let (m, n) = (k.loops[r - 2].var, k.loops[r - 1].var);
@@ -126,10 +126,20 @@ const PANEL_BYTES: u64 = 256 * 1024;
 fn outer(e: &mut Emitter, p: &Parts, depth: usize, acc_ptr: Value) -> R<()> {
     let r = e.kernel.loops.len();
     if depth == r - 2 {
+        // Rows and columns this call covers: the parallel axis may be either.
         let (lo, hi) = e.loop_bounds(depth)?;
-        let zero = e.b.ins().iconst(types::I64, 0);
-        let n_ext = e.kernel.loops[r - 1].extent.clone();
-        let n = e.size(&n_ext)?;
+        let (n_lo, n) = e.loop_bounds(r - 1)?;
+        // Columns before the first multiple of 8 (only when a thread's range starts
+        // mid-panel) run through the scalar body, so vector blocks always start on a
+        // panel boundary of the packed B.
+        let up = e.b.ins().iadd_imm_s(n_lo, 7);
+        let up = e.b.ins().band_imm_s(up, !7);
+        let zero = e.b.ins().smin(up, n);
+        let body = e.kernel.body.clone();
+        e.for_range(p.m, lo, hi, 1, &mut |e| {
+            e.for_range(p.n, n_lo, zero, 1, &mut |e| e.stmts(&body))?;
+            Ok(())
+        })?;
         let panel = match p.k_extent.as_known() {
             Some(k) if k > 0 => (PANEL_BYTES / (4 * k)).clamp(8, 4096) / 8 * 8,
             _ => 64,

@@ -3,7 +3,19 @@
 //! choose a code shape before emitting anything.
 
 use smelt_ir::DType;
-use smelt_lower::{BinaryOp, Expr, Kernel, KernelProgram, Local, Stmt, UnaryOp, Var};
+use smelt_lower::{
+    BinaryOp, BufferId, Expr, Index, Kernel, KernelProgram, Local, Stmt, UnaryOp, Var,
+};
+
+/// One statement of a vectorisable loop body.
+pub(crate) enum VecStmt<'b> {
+    /// A local computed in this iteration (a vector temporary).
+    Temp(Local, &'b Expr),
+    /// An accumulator `local = local op expr` (vector accumulator, combined after).
+    Reduce(Local, BinaryOp, &'b Expr),
+    /// A store.
+    Store(BufferId, &'b Index, &'b Expr),
+}
 
 pub(crate) struct Checker<'a> {
     pub program: &'a KernelProgram,
@@ -16,52 +28,81 @@ impl Checker<'_> {
     /// Any stride of the lane variable is accepted (other than 0 and 1 it becomes a
     /// gather or scatter), so `_var` does not constrain the body today.
     pub fn body_ok(&self, _var: Var, body: &[Stmt], reduce: bool) -> bool {
-        let mut assigned: Vec<Local> = vec![];
+        self.classify(body, reduce).is_some()
+    }
+
+    /// The statements of a vectorisable loop body, or `None` when the body cannot be
+    /// vectorised: every value `f32`, no control flow or data-dependent indices, each
+    /// local assigned once, temporaries read only after their assignment, and (in a
+    /// reduction loop) accumulators `t = t op e` (op: add, max, min) read by nothing
+    /// else.
+    pub fn classify<'b>(&self, body: &'b [Stmt], reduce: bool) -> Option<Vec<VecStmt<'b>>> {
+        let mut out = vec![];
+        let mut temps: Vec<Local> = vec![];
+        let mut accs: Vec<Local> = vec![];
         for s in body {
             match s {
                 Stmt::Assign(l, e) => {
-                    if self.kernel.locals[l.0 as usize] != DType::F32 {
-                        return false;
+                    if self.kernel.locals[l.0 as usize] != DType::F32
+                        || temps.contains(l)
+                        || accs.contains(l)
+                    {
+                        return None;
                     }
-                    if reduce {
-                        let Expr::Binary(op, a, x) = e else {
-                            return false;
-                        };
-                        if !matches!(op, BinaryOp::Add | BinaryOp::Max | BinaryOp::Min)
-                            || **a != Expr::Local(*l)
-                            || mentions_local(x, *l)
-                            || !self.expr_ok(x, &assigned)
+                    match e {
+                        Expr::Binary(op, a, x)
+                            if reduce
+                                && matches!(op, BinaryOp::Add | BinaryOp::Max | BinaryOp::Min)
+                                && **a == Expr::Local(*l)
+                                && !mentions_local(x, *l) =>
                         {
-                            return false;
+                            if !self.expr_ok(x, &temps) {
+                                return None;
+                            }
+                            accs.push(*l);
+                            out.push(VecStmt::Reduce(*l, *op, x));
                         }
-                    } else if !self.expr_ok(e, &assigned) {
-                        return false;
+                        _ => {
+                            if mentions_local(e, *l) || !self.expr_ok(e, &temps) {
+                                return None;
+                            }
+                            temps.push(*l);
+                            out.push(VecStmt::Temp(*l, e));
+                        }
                     }
-                    assigned.push(*l);
                 }
                 Stmt::Store(b, idx, e) => {
-                    if reduce
-                        || self.program.buffer(*b).dtype != DType::F32
+                    if self.program.buffer(*b).dtype != DType::F32
                         || !idx.dynamic.is_empty()
-                        || !self.expr_ok(e, &assigned)
+                        || !self.expr_ok(e, &temps)
                     {
-                        return false;
+                        return None;
                     }
+                    out.push(VecStmt::Store(*b, idx, e));
                 }
-                Stmt::If { .. } | Stmt::Loop { .. } => return false,
+                Stmt::If { .. } | Stmt::Loop { .. } => return None,
             }
         }
-        // A reduction's accumulator must not be read by another statement of the loop.
-        if reduce {
-            for s in body {
-                if let Stmt::Assign(l, Expr::Binary(_, _, x)) = s {
-                    if assigned.iter().any(|a| a != l && mentions_local(x, *a)) {
-                        return false;
-                    }
+        // No statement may read an accumulator (its vector value is partial) or a
+        // temporary assigned later in the body (that would be the previous iteration's).
+        for (i, st) in out.iter().enumerate() {
+            let e = match st {
+                VecStmt::Temp(_, e) | VecStmt::Reduce(_, _, e) | VecStmt::Store(_, _, e) => e,
+            };
+            if accs.iter().any(|a| mentions_local(e, *a)) {
+                return None;
+            }
+            let later = out[i..].iter().filter_map(|s| match s {
+                VecStmt::Temp(l, _) => Some(*l),
+                _ => None,
+            });
+            for l in later {
+                if mentions_local(e, l) {
+                    return None;
                 }
             }
         }
-        true
+        Some(out)
     }
 
     fn expr_ok(&self, e: &Expr, temps: &[Local]) -> bool {

@@ -1,5 +1,5 @@
 //! The loop-level kernel IR: [`KernelProgram`], its buffers, kernels, statements and
-//! scalar expressions, and its deterministic text form (see `docs/kernel-ir.md`).
+//! scalar expressions, and its deterministic text form (see `docs/codegen.md`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -297,8 +297,9 @@ pub enum Stmt {
         /// The guarded statements.
         then: Vec<Stmt>,
     },
-    /// An inner loop. A `reduce` loop only updates locals (it carries a dependence
-    /// from one iteration to the next); other inner loops may store.
+    /// An inner loop. A `reduce` loop carries accumulators (`t = t op e`) from one
+    /// iteration to the next; any inner loop may also compute temporaries and store,
+    /// each iteration to its own element.
     Loop {
         /// The loop variable, running `0..extent`.
         var: Var,

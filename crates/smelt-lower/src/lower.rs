@@ -758,14 +758,12 @@ fn row_softmax(
     out: BufferId,
     oi: Index,
 ) -> Vec<Stmt> {
+    // Three passes: the row maximum; e^(x - max) stored and summed in one pass (one
+    // exponential per element); then a multiply by the reciprocal of the sum.
     let m = kb.local(t);
     let s = kb.local(t);
-    let centered = || {
-        Expr::unary(
-            UnaryOp::Exp,
-            Expr::binary(BinaryOp::Sub, x(), Expr::Local(m)),
-        )
-    };
+    let e = kb.local(t);
+    let r = kb.local(t);
     vec![
         Stmt::Assign(m, Expr::lit(f64::NEG_INFINITY, t)),
         Stmt::Loop {
@@ -782,19 +780,33 @@ fn row_softmax(
             var: k,
             extent: n.clone(),
             reduce: true,
-            body: vec![Stmt::Assign(
-                s,
-                Expr::binary(BinaryOp::Add, Expr::Local(s), centered()),
-            )],
+            body: vec![
+                Stmt::Assign(
+                    e,
+                    Expr::unary(
+                        UnaryOp::Exp,
+                        Expr::binary(BinaryOp::Sub, x(), Expr::Local(m)),
+                    ),
+                ),
+                Stmt::Store(out, oi.clone(), Expr::Local(e)),
+                Stmt::Assign(
+                    s,
+                    Expr::binary(BinaryOp::Add, Expr::Local(s), Expr::Local(e)),
+                ),
+            ],
         },
+        Stmt::Assign(
+            r,
+            Expr::binary(BinaryOp::Div, Expr::lit(1.0, t), Expr::Local(s)),
+        ),
         Stmt::Loop {
             var: k,
             extent: n.clone(),
             reduce: false,
             body: vec![Stmt::Store(
                 out,
-                oi,
-                Expr::binary(BinaryOp::Div, centered(), Expr::Local(s)),
+                oi.clone(),
+                Expr::binary(BinaryOp::Mul, Expr::Load(out, oi), Expr::Local(r)),
             )],
         },
     ]
@@ -1078,13 +1090,36 @@ fn default_schedule(
             *t = 32;
         }
     }
+    let first_non_unit = loops
+        .iter()
+        .position(|l| l.extent != Size::known(1))
+        .or((!loops.is_empty()).then_some(0));
+    let parallel_axis = if kind == KernelKind::MatMul && loops.len() >= 2 {
+        matmul_parallel_axis(loops).or(first_non_unit)
+    } else {
+        first_non_unit
+    };
     Schedule {
         vector_width,
         tiles,
         loop_order: (0..loops.len()).collect(),
-        parallel_axis: loops
-            .iter()
-            .position(|l| l.extent != Size::known(1))
-            .or((!loops.is_empty()).then_some(0)),
+        parallel_axis,
+    }
+}
+
+/// Which loop of a matmul (`[batch.., m, n]`) to split across threads: a batch loop
+/// with at least 8 iterations (attention heads, batched inputs: whole independent
+/// matmuls per thread), else the columns when there are at least 256 of them (each
+/// thread then reads only its share of the weights, which at small batch is most of
+/// the traffic), else the rows.
+fn matmul_parallel_axis(loops: &[Loop]) -> Option<usize> {
+    let r = loops.len();
+    let known = |i: usize| loops[i].extent.as_known();
+    if let Some(b) = (0..r - 2).find(|&i| known(i).is_none_or(|n| n >= 8)) {
+        return Some(b);
+    }
+    match known(r - 1) {
+        Some(n) if n >= 256 => Some(r - 1),
+        _ => Some(r - 2),
     }
 }

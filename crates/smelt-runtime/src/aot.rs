@@ -240,10 +240,10 @@ pub fn generate(
     }
     c.push_str("};\nstatic const struct smelt_kernel_desc smelt_kernels[] = {\n");
     for (i, k) in program.kernels.iter().enumerate() {
-        let mut points = 1u64;
-        for l in &k.loops {
-            points = points.saturating_mul(size(&l.extent)?);
-        }
+        let points = crate::work_points(k, &|s| {
+            size(s).map_err(|e| crate::RuntimeError::Input(e.to_string()))
+        })
+        .map_err(|e| LowerError::Input(e.to_string()))?;
         let (extent, align) = match k.schedule.parallel_axis {
             Some(a) => (
                 size(&k.loops[a].extent)?,

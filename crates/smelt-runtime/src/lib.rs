@@ -86,6 +86,13 @@ struct Shared<T>(T);
 unsafe impl<T> Send for Shared<T> {}
 unsafe impl<T> Sync for Shared<T> {}
 
+impl<T: Copy> Shared<T> {
+    /// The value (a method, so closures capture the wrapper and not the raw field).
+    fn get(self) -> T {
+        self.0
+    }
+}
+
 /// 64-byte aligned storage, so vector loads of arena buffers never straddle lines
 /// needlessly.
 #[derive(Clone, Copy)]
@@ -103,9 +110,9 @@ pub struct CompiledModel {
     profile: Mutex<Option<Vec<u64>>>,
 }
 
-/// Below this many output points a kernel runs on the calling thread: waking the
-/// pool costs more than it saves.
-pub(crate) const PARALLEL_MIN_POINTS: u64 = 4096;
+/// Below this much work (output points times inner trip counts) a kernel runs on one
+/// thread: waking the pool costs more than it saves.
+pub(crate) const PARALLEL_MIN_POINTS: u64 = 32 * 1024;
 
 impl CompiledModel {
     /// Wrap an executable; `threads` workers split each kernel (0: one per core).
@@ -251,15 +258,25 @@ impl CompiledModel {
             }
         }
 
-        let mut profile = self.profile.lock().unwrap_or_else(|p| p.into_inner());
-        for (i, (k, f)) in program.kernels.iter().zip(&self.exec.kernels).enumerate() {
-            let t = profile.as_ref().map(|_| std::time::Instant::now());
-            self.run_kernel(k, *f, &ptrs, &dim_values, &dims)?;
-            if let (Some(t), Some(p)) = (t, profile.as_mut()) {
-                p[i] += t.elapsed().as_nanos() as u64;
+        let shared_ptrs = Shared(ptrs.as_slice());
+        let run_all = || -> Result<(), RuntimeError> {
+            let ptrs = shared_ptrs.get();
+            let mut profile = self.profile.lock().unwrap_or_else(|p| p.into_inner());
+            for (i, (k, f)) in program.kernels.iter().zip(&self.exec.kernels).enumerate() {
+                let t = profile.as_ref().map(|_| std::time::Instant::now());
+                self.run_kernel(k, *f, ptrs, &dim_values, &dims)?;
+                if let (Some(t), Some(p)) = (t, profile.as_mut()) {
+                    p[i] += t.elapsed().as_nanos() as u64;
+                }
             }
+            Ok(())
+        };
+        // The whole run happens on a pool thread, so the caller's thread does not
+        // compete with the workers for cores: with T threads, exactly T run kernels.
+        match &self.pool {
+            Some(pool) => pool.install(run_all)?,
+            None => run_all()?,
         }
-        drop(profile);
         drop(arena);
 
         program
@@ -297,26 +314,20 @@ impl CompiledModel {
                 .map_err(|d| RuntimeError::Input(format!("no size for ?{d}")))
         };
         let (axis_extent, points) = match k.schedule.parallel_axis {
-            Some(a) => {
-                let mut points = 1u64;
-                for l in &k.loops {
-                    points = points.saturating_mul(size(&l.extent)?);
-                }
-                (size(&k.loops[a].extent)?, points)
-            }
+            Some(a) => (size(&k.loops[a].extent)?, work_points(k, &size)?),
             None => (0, 0),
         };
         let bufs = Shared(ptrs.as_ptr());
         let dv = Shared(dim_values.as_ptr());
         let call = move |start: u64, end: u64| {
-            let (b, d) = (bufs, dv);
+            let (b, d) = (bufs.get(), dv.get());
             // SAFETY: `Executable::new`'s contract; every pointer in `ptrs` is valid for
             // the buffer's planned size during this run, and parallel calls cover
             // disjoint ranges of the parallel axis, so their writes do not overlap.
-            unsafe { f(b.0, d.0, start as i64, end as i64) }
+            unsafe { f(b, d, start as i64, end as i64) }
         };
         match &self.pool {
-            Some(pool) if axis_extent >= 2 && points >= PARALLEL_MIN_POINTS => {
+            Some(_) if axis_extent >= 2 && points >= PARALLEL_MIN_POINTS => {
                 let chunks = chunks(
                     axis_extent,
                     self.threads as u64,
@@ -326,7 +337,8 @@ impl CompiledModel {
                         .copied()
                         .unwrap_or(1),
                 );
-                pool.scope(|s| {
+                // Already on the pool (see `run`): the scope's tasks go to its workers.
+                rayon::scope(|s| {
                     for &(lo, hi) in &chunks[1..] {
                         s.spawn(move |_| call(lo, hi));
                     }
@@ -337,6 +349,26 @@ impl CompiledModel {
         }
         Ok(())
     }
+}
+
+/// A kernel's work in element-steps: its output points times the trip counts of the
+/// inner loops at the top of its body (the reduction of a matmul, the passes over a
+/// row), so row kernels with few rows but long rows still split across threads.
+pub(crate) fn work_points(
+    k: &smelt_lower::Kernel,
+    size: &dyn Fn(&smelt_lower::Size) -> Result<u64, RuntimeError>,
+) -> Result<u64, RuntimeError> {
+    let mut points = 1u64;
+    for l in &k.loops {
+        points = points.saturating_mul(size(&l.extent)?);
+    }
+    let mut inner = 0u64;
+    for s in &k.body {
+        if let smelt_lower::Stmt::Loop { extent, .. } = s {
+            inner = inner.saturating_add(size(extent)?);
+        }
+    }
+    Ok(points.saturating_mul(inner.max(1)))
 }
 
 /// Split `0..extent` into at most `parts` contiguous ranges, with boundaries on
