@@ -36,3 +36,25 @@ pub fn argmax_rows(t: &smelt::Tensor) -> Vec<usize> {
         .map(|r| (0..cols).fold(0, |b, i| if r[i] > r[b] { i } else { b }))
         .collect()
 }
+
+/// The option sets compiled-code tests run every case under: one thread; two threads
+/// (kernels split along their parallel axis); and plain scalar loops (no matmul
+/// micro-kernel, no vectors), so each code shape is checked against the same oracle.
+pub fn cranelift_option_sets() -> Vec<(&'static str, smelt::CompileOptions)> {
+    let mut out = vec![];
+    for (label, threads, micro, vector) in [
+        ("1 thread", 1, true, true),
+        ("2 threads", 2, true, true),
+        ("scalar loops", 1, false, false),
+    ] {
+        let mut o = smelt::CompileOptions {
+            backend: smelt::Backend::Cranelift,
+            threads,
+            ..smelt::CompileOptions::default()
+        };
+        o.cranelift.matmul_microkernel = micro;
+        o.cranelift.vectorize = vector;
+        out.push((label, o));
+    }
+    out
+}

@@ -120,7 +120,12 @@ fn small_graph_runs_from_c_as_so_and_o() {
     };
     let x = Tensor::from_vec(vec![2, 3], vec![1.0f32, 0.0, 0.0, 0.0, 1.0, 1.0]).unwrap();
     for kind in [ArtifactKind::SharedLibrary, ArtifactKind::Object] {
-        let outs = c_and_jit(&model, &[x.clone()], kind, &format!("small-{kind:?}"));
+        let outs = c_and_jit(
+            &model,
+            std::slice::from_ref(&x),
+            kind,
+            &format!("small-{kind:?}"),
+        );
         assert_eq!(outs[0].0.to_vec::<f32>().unwrap(), vec![1.5, 1.5, 8.5, 9.5]);
         assert_eq!(max_abs_diff(&outs[0].0, &outs[0].1), 0.0);
     }

@@ -7,7 +7,7 @@
 //! 1e-5 for kernels that sum (matmul, softmax, layernorm: the compiled code adds in a
 //! different order, with fused multiply-adds).
 
-use smelt::{Backend, CompileOptions, Compiled, Tensor};
+use smelt::{CompileOptions, Compiled, Tensor};
 
 /// A small deterministic generator (xorshift*), so failures reproduce.
 struct Rng(u64);
@@ -82,25 +82,8 @@ fn worst_diff(text: &str, shapes: &[Vec<usize>], rng: &mut Rng, opts: CompileOpt
     worst
 }
 
-/// The option sets every case runs under: one thread and two, micro-kernel and
-/// vectors on and off.
 fn option_sets() -> Vec<(&'static str, CompileOptions)> {
-    let mut out = vec![];
-    for (label, threads, micro, vector) in [
-        ("1 thread", 1, true, true),
-        ("2 threads", 2, true, true),
-        ("scalar loops", 1, false, false),
-    ] {
-        let mut o = CompileOptions {
-            backend: Backend::Cranelift,
-            threads,
-            ..CompileOptions::default()
-        };
-        o.cranelift.matmul_microkernel = micro;
-        o.cranelift.vectorize = vector;
-        out.push((label, o));
-    }
-    out
+    smelt_tests::cranelift_option_sets()
 }
 
 fn check(label: &str, text: &str, shapes: &[Vec<usize>], tol: f64) {

@@ -11,7 +11,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use smelt::{Backend, CompileOptions, Compiled, Tensor};
+use smelt::{CompileOptions, Compiled, Tensor};
 
 mod deps {
     pub use smelt::interp;
@@ -20,24 +20,8 @@ mod deps {
 #[path = "../kernels/harness.rs"]
 mod harness;
 
-/// The option sets every case runs under, as in `codegen_differential.rs`.
 fn option_sets() -> Vec<(&'static str, CompileOptions)> {
-    let mut out = vec![];
-    for (label, threads, micro, vector) in [
-        ("1 thread", 1, true, true),
-        ("2 threads", 2, true, true),
-        ("scalar loops", 1, false, false),
-    ] {
-        let mut o = CompileOptions {
-            backend: Backend::Cranelift,
-            threads,
-            ..CompileOptions::default()
-        };
-        o.cranelift.matmul_microkernel = micro;
-        o.cranelift.vectorize = vector;
-        out.push((label, o));
-    }
-    out
+    smelt_tests::cranelift_option_sets()
 }
 
 /// Compile one case with `opts` and compare it with the interpreter on every input set.

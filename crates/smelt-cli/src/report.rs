@@ -106,17 +106,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
                 ..CompileOptions::default()
             },
         )?;
-        let shapes: Vec<Vec<usize>> = compiled
-            .input_names()
-            .iter()
-            .map(|n| {
-                named
-                    .iter()
-                    .find(|(m, _)| m == n)
-                    .map(|(_, t)| t.shape().to_vec())
-                    .with_context(|| format!("no input `{n}`"))
-            })
-            .collect::<Result<_>>()?;
+        let shapes = compiled.input_shapes(&named)?;
         let stats = compiled
             .prepare(&shapes)
             .context("compiling the optimised model")?;

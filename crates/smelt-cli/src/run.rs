@@ -55,17 +55,7 @@ pub fn run(a: RunArgs) -> Result<()> {
             ..CompileOptions::default()
         },
     )?;
-    let by_name: Vec<Vec<usize>> = compiled
-        .input_names()
-        .iter()
-        .map(|n| {
-            named
-                .iter()
-                .find(|(m, _)| m == n)
-                .map(|(_, t)| t.shape().to_vec())
-                .ok_or_else(|| anyhow::anyhow!("input `{n}` was not given (pass it with --input)"))
-        })
-        .collect::<Result<_>>()?;
+    let by_name = compiled.input_shapes(&named)?;
     let stats = compiled.prepare(&by_name)?;
     if a.backend != Backend::Interp {
         eprintln!(

@@ -151,6 +151,21 @@ impl Compiled {
         &self.input_names
     }
 
+    /// The shapes of named inputs in the model's input order (every input must be
+    /// given), the form [`Compiled::prepare`] takes.
+    pub fn input_shapes(&self, inputs: &[(&str, Tensor)]) -> Result<Vec<Vec<usize>>> {
+        self.input_names
+            .iter()
+            .map(|n| {
+                inputs
+                    .iter()
+                    .find(|(m, _)| m == n)
+                    .map(|(_, t)| t.shape().to_vec())
+                    .ok_or_else(|| Error::Usage(format!("input `{n}` was not given")))
+            })
+            .collect()
+    }
+
     /// The backend.
     pub fn backend(&self) -> Backend {
         self.opts.backend

@@ -54,7 +54,7 @@ fn compile_and_run(path: &std::path::Path) -> Result<Vec<(String, Vec<usize>, f6
             ..CompileOptions::default()
         },
     )?;
-    let shapes: Vec<Vec<usize>> = named.iter().map(|(_, t)| t.shape().to_vec()).collect();
+    let shapes = compiled.input_shapes(&named)?;
     let stats = compiled.prepare(&shapes)?;
     println!(
         "compiled {} kernels in {:.1} ms; arena {} bytes",
