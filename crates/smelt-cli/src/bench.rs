@@ -178,6 +178,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         times.len(),
         a.warmup
     );
+    if a.backend == Backend::Cranelift {
+        let features = smelt::codegen_cranelift::host_features();
+        eprintln!("host features: {}", features.join(" "));
+    }
     if a.backend != Backend::Interp {
         eprintln!(
             "compile {:.1} ms (specialise {:.1}, lower {:.1}, codegen {:.1}; {} kernels; arena {} bytes, {} without reuse)",

@@ -235,6 +235,49 @@ fn define_unoptimised<M: Module>(
         .map_err(|e| e.to_string())
 }
 
+extern "C" fn smelt_logf(x: f32) -> f32 {
+    x.ln()
+}
+extern "C" fn smelt_log(x: f64) -> f64 {
+    x.ln()
+}
+extern "C" fn smelt_powf(x: f32, y: f32) -> f32 {
+    x.powf(y)
+}
+extern "C" fn smelt_pow(x: f64, y: f64) -> f64 {
+    x.powf(y)
+}
+extern "C" fn smelt_exp(x: f64) -> f64 {
+    x.exp()
+}
+extern "C" fn smelt_tanh(x: f64) -> f64 {
+    x.tanh()
+}
+extern "C" fn smelt_erf(x: f64) -> f64 {
+    smelt_lower::eval::erf(x)
+}
+extern "C" fn smelt_fmaf(x: f32, y: f32, z: f32) -> f32 {
+    x.mul_add(y, z)
+}
+extern "C" fn smelt_fma(x: f64, y: f64, z: f64) -> f64 {
+    x.mul_add(y, z)
+}
+
+/// The C math symbols generated code may reference, with their addresses.
+fn libm_symbols() -> [(&'static str, *const u8); 9] {
+    [
+        ("logf", smelt_logf as *const u8),
+        ("log", smelt_log as *const u8),
+        ("powf", smelt_powf as *const u8),
+        ("pow", smelt_pow as *const u8),
+        ("exp", smelt_exp as *const u8),
+        ("tanh", smelt_tanh as *const u8),
+        ("erf", smelt_erf as *const u8),
+        ("fmaf", smelt_fmaf as *const u8),
+        ("fma", smelt_fma as *const u8),
+    ]
+}
+
 /// A program compiled into executable memory. The code lives as long as this value.
 pub struct JitProgram {
     // Keeps the code mapped; dropping it would free the functions.
@@ -252,7 +295,12 @@ unsafe impl Sync for JitProgram {}
 /// Compile `program` for the host, in memory.
 pub fn compile_jit(program: &KernelProgram, opts: &Options) -> Result<JitProgram, CodegenError> {
     let isa = host_isa(opts, false)?;
-    let builder = JITBuilder::with_isa(isa, default_libcall_names());
+    let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
+    // The math functions kernels may call, bound to Rust's implementations so the JIT
+    // never depends on what the process happens to export (AOT artifacts link -lm).
+    for (name, ptr) in libm_symbols() {
+        builder.symbol(name, ptr);
+    }
     let mut module = JITModule::new(builder);
     let ids = define_all(&mut module, program, "smelt", Linkage::Export, opts)?;
     module

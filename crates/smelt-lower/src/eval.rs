@@ -373,10 +373,10 @@ fn round_to(t: DType, v: f64) -> f64 {
     }
 }
 
-/// The error function (Abramowitz–Stegun 7.1.26 is too coarse for an oracle; this is
-/// the W. J. Cody rational approximation via `erfc` continued through libm-quality
-/// series, accurate to ~1e-15).
-fn erf(x: f64) -> f64 {
+/// The error function in f64, accurate to about 1e-15: a Taylor series below 2.5, a
+/// continued fraction for erfc up to 6, and 1 beyond (Rust's std has no `erf`). Public
+/// so backends can bind the C `erf` symbol to the same function the evaluator uses.
+pub fn erf(x: f64) -> f64 {
     // Series for small |x|, continued fraction for erfc at large |x|.
     let ax = x.abs();
     let r = if ax < 2.5 {
