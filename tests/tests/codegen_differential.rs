@@ -236,3 +236,129 @@ fn f64_math_goes_through_the_bound_libm_symbols() {
         assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()), "{a} vs {b}");
     }
 }
+
+/// A weight stored as 8-bit blockwise codes with per-block scales (and optionally zero
+/// points): lowering reads it through its decoding inside the matmul's reduction loop.
+fn blockwise_weight(
+    rng: &mut Rng,
+    k: usize,
+    n: usize,
+    granularity: smelt::ir::Granularity,
+    zero_point: bool,
+) -> smelt::Constant {
+    use smelt::ir::{Part, ScaleKind};
+    let codes: Vec<i8> = (0..k * n).map(|_| (rng.f32() * 127.0) as i8).collect();
+    let scale_shape = granularity.scale_shape(&[k, n]);
+    let ns: usize = scale_shape.iter().product();
+    let scales: Vec<f32> = (0..ns).map(|_| 0.01 + 0.02 * rng.f32().abs()).collect();
+    let mut parts = vec![
+        Part {
+            name: "codes".into(),
+            tensor: Tensor::from_vec(vec![k, n], codes).unwrap(),
+        },
+        Part {
+            name: "scales".into(),
+            tensor: Tensor::from_vec(scale_shape.clone(), scales).unwrap(),
+        },
+    ];
+    if zero_point {
+        let zps: Vec<i8> = (0..ns).map(|_| (rng.f32() * 10.0) as i8).collect();
+        parts.push(Part {
+            name: "zero_points".into(),
+            tensor: Tensor::from_vec(scale_shape, zps).unwrap(),
+        });
+    }
+    smelt::Constant::encoded(
+        smelt::DType::F32,
+        vec![k, n],
+        smelt::Encoding::BlockwiseInt {
+            bits: 8,
+            signed: true,
+            granularity,
+            scale: ScaleKind::F32,
+            zero_point,
+        },
+        parts,
+    )
+    .unwrap()
+}
+
+#[test]
+fn blockwise_int8_weights_are_decoded_inside_the_matmul() {
+    use smelt::ir::Granularity;
+    for (granularity, zp) in [
+        (Granularity::Block { axis: 0, size: 4 }, false),
+        (Granularity::Block { axis: 0, size: 16 }, true),
+        (Granularity::Channel { axis: 1 }, false),
+        (Granularity::Tensor, true),
+    ] {
+        let mut rng = Rng(17);
+        let (m, k, n) = (5, 33, 9);
+        let mut g = smelt::Graph::new("q");
+        let x = g.add_input(
+            "x",
+            smelt::TensorType::known(smelt::DType::F32, &[m as u64, k as u64]),
+        );
+        let w = g.add_const(
+            "w",
+            blockwise_weight(&mut rng, k, n, granularity.clone(), zp),
+        );
+        let b = g.add_const(
+            "b",
+            smelt::Constant::plain(Tensor::from_vec(vec![n], rng.values(n)).unwrap()),
+        );
+        let ty = smelt::TensorType::known(smelt::DType::F32, &[m as u64, n as u64]);
+        let h = g
+            .add_simple(
+                smelt::OpKind::MatMul,
+                Default::default(),
+                &[x, w],
+                "h",
+                ty.clone(),
+            )
+            .unwrap();
+        let y = g
+            .add_simple(smelt::OpKind::Add, Default::default(), &[h, b], "y", ty)
+            .unwrap();
+        g.set_outputs(vec![y]);
+        let program = smelt::lower::lower(&g).unwrap();
+        let text = program.to_string();
+        assert!(
+            text.contains("w.codes"),
+            "the codes stay a buffer of their own:\n{text}"
+        );
+        assert!(
+            !program.buffers.iter().any(|b| b.name == "w"),
+            "no decoded f32 copy of the weight"
+        );
+        let xv = Tensor::from_vec(vec![m, k], rng.values(m * k)).unwrap();
+        let want = smelt::interp::run(&g, &[("x", xv.clone())]).unwrap();
+        let evaluated = smelt::lower::eval::evaluate(&program, std::slice::from_ref(&xv)).unwrap();
+        let (w, o) = (
+            want[0].1.to_vec::<f32>().unwrap(),
+            evaluated[0].to_vec::<f32>().unwrap(),
+        );
+        let d = w
+            .iter()
+            .zip(&o)
+            .map(|(a, b)| (a - b).abs() / (1.0 + a.abs()))
+            .fold(0.0, f32::max);
+        assert!(d < 1e-5, "{granularity:?} zp={zp} (evaluator): {d}");
+        for (label, opts) in option_sets() {
+            let got = Compiled::new(g.clone(), opts)
+                .unwrap()
+                .run(&[("x", xv.clone())])
+                .unwrap();
+            let (w, o) = (
+                want[0].1.to_vec::<f32>().unwrap(),
+                got[0].1.to_vec::<f32>().unwrap(),
+            );
+            let d = w
+                .iter()
+                .zip(&o)
+                .map(|(a, b)| (a - b).abs() / (1.0 + a.abs()))
+                .fold(0.0, f32::max);
+            assert!(d < 1e-5, "{granularity:?} zp={zp} ({label}): {d}");
+        }
+    }
+}

@@ -451,7 +451,18 @@ impl Emitter<'_, '_> {
                 }
             }
             (false, true) => {
-                if from.is_unsigned_int() || from == DType::Bool {
+                let unsigned = from.is_unsigned_int() || from == DType::Bool;
+                // x86 converts from 32- and 64-bit integers only: widen narrower codes.
+                let v = if vt.bits() < 32 {
+                    if unsigned {
+                        self.b.ins().uextend(types::I32, v)
+                    } else {
+                        self.b.ins().sextend(types::I32, v)
+                    }
+                } else {
+                    v
+                };
+                if unsigned {
                     self.b.ins().fcvt_from_uint(ty, v)
                 } else {
                     self.b.ins().fcvt_from_sint(ty, v)

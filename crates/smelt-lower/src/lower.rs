@@ -20,6 +20,7 @@ use smelt_ir::{Dim, Graph, NodeId, OpKind, ValueId};
 use crate::error::LowerError;
 use crate::ir::*;
 
+mod decode;
 mod ops;
 
 /// Lower `graph` to a [`KernelProgram`]. Every node whose op is outside the supported
@@ -46,6 +47,7 @@ pub fn lower(graph: &Graph) -> Result<KernelProgram, LowerError> {
             kernels: vec![],
         },
         value_buf: HashMap::new(),
+        decoded: HashMap::new(),
     };
     let groups = group_nodes(graph, &order)?;
     cx.make_buffers(&order, &groups)?;
@@ -263,6 +265,8 @@ struct Lowering<'g> {
     graph: &'g Graph,
     program: KernelProgram,
     value_buf: HashMap<ValueId, BufferId>,
+    /// Encoded constants, read through their decoding (see `decode.rs`).
+    decoded: HashMap<ValueId, decode::Decoded>,
 }
 
 /// A kernel under construction.
@@ -315,17 +319,12 @@ impl<'g> Lowering<'g> {
                     let c = g
                         .constant(out)
                         .ok_or_else(|| node_err(g, n, "constant node without data"))?;
-                    if !c.encoding().is_plain() {
-                        return Err(node_err(
-                            g,
-                            n,
-                            format!(
-                                "constant with encoding {:?} (only plain constants are lowered yet)",
-                                c.encoding()
-                            ),
-                        ));
-                    }
                     let id = node.constant.ok_or_else(|| node_err(g, n, "no handle"))?;
+                    if !c.encoding().is_plain() {
+                        let c = c.clone();
+                        self.add_decoded(n, out, id, &c)?;
+                        continue;
+                    }
                     self.add_buffer(
                         out,
                         BufferKind::Constant {
@@ -452,6 +451,16 @@ impl<'g> Lowering<'g> {
     }
 
     fn buf(&self, n: NodeId, v: ValueId) -> Result<BufferId, LowerError> {
+        if self.decoded.contains_key(&v) {
+            return Err(node_err(
+                self.graph,
+                n,
+                format!(
+                    "input `{}` is an encoded constant; only matmul, Gemm and elementwise ops read encoded constants yet",
+                    self.graph.value(v).name
+                ),
+            ));
+        }
         self.value_buf
             .get(&v)
             .copied()
@@ -659,10 +668,9 @@ impl<'g> Lowering<'g> {
         out: &[Size],
         vars: &[Var],
     ) -> Result<Expr, LowerError> {
-        let b = self.buf(n, v)?;
-        let shape = &self.program.buffer(b).shape;
-        let axes = broadcast_axes(shape, out, vars).map_err(|m| node_err(self.graph, n, m))?;
-        Ok(Expr::Load(b, index_for(shape, &axes)))
+        let shape = self.value_shape(n, v)?;
+        let axes = broadcast_axes(&shape, out, vars).map_err(|m| node_err(self.graph, n, m))?;
+        self.load_value(n, v, &axes)
     }
 
     /// `acc = 0; reduce k { acc = acc + a[.., m, k] * b[.., k, n] }`.
@@ -676,9 +684,8 @@ impl<'g> Lowering<'g> {
     ) -> Result<(), LowerError> {
         let g = self.graph;
         let (a, b) = (self.input(n, 0)?, self.input(n, 1)?);
-        let (ab, bb) = (self.buf(n, a)?, self.buf(n, b)?);
-        let ash = self.program.buffer(ab).shape.clone();
-        let bsh = self.program.buffer(bb).shape.clone();
+        let ash = self.value_shape(n, a)?;
+        let bsh = self.value_shape(n, b)?;
         if ash.is_empty() || bsh.is_empty() {
             return Err(node_err(g, n, "matmul of a rank-0 operand"));
         }
@@ -732,8 +739,8 @@ impl<'g> Lowering<'g> {
         body.push(Stmt::Assign(acc, Expr::lit(0.0, t)));
         let prod = Expr::binary(
             BinaryOp::Mul,
-            Expr::Load(ab, index_for(&ash, &a_axes)),
-            Expr::Load(bb, index_for(&bsh, &b_axes)),
+            self.load_value(n, a, &a_axes)?,
+            self.load_value(n, b, &b_axes)?,
         );
         body.push(Stmt::Loop {
             var: k,

@@ -312,8 +312,9 @@ impl Lowering<'_> {
     ) -> Result<Local, LowerError> {
         let g = self.graph;
         let attrs = &g.node(n).attrs;
-        let (ab, ash) = self.shape(n, self.input(n, 0)?)?;
-        let (bb, bsh) = self.shape(n, self.input(n, 1)?)?;
+        let (a, b) = (self.input(n, 0)?, self.input(n, 1)?);
+        let ash = self.value_shape(n, a)?;
+        let bsh = self.value_shape(n, b)?;
         if ash.len() != 2 || bsh.len() != 2 || vars.len() != 2 {
             return Err(node_err(g, n, "A, B and the output must be 2-D"));
         }
@@ -347,8 +348,8 @@ impl Lowering<'_> {
         body.push(Stmt::Assign(acc, Expr::lit(0.0, t)));
         let prod = Expr::binary(
             BinaryOp::Mul,
-            Expr::Load(ab, index_for(&ash, &a_axes)),
-            Expr::Load(bb, index_for(&bsh, &b_axes)),
+            self.load_value(n, a, &a_axes)?,
+            self.load_value(n, b, &b_axes)?,
         );
         body.push(Stmt::Loop {
             var: k,
