@@ -301,7 +301,7 @@ fn blockwise_int8_weights_are_decoded_inside_the_matmul() {
         );
         let w = g.add_const(
             "w",
-            blockwise_weight(&mut rng, k, n, granularity.clone(), zp),
+            blockwise_weight(&mut rng, k, n, granularity, zp),
         );
         let b = g.add_const(
             "b",

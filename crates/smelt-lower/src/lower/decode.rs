@@ -118,7 +118,7 @@ impl Lowering<'_> {
                 codes: codes_buf,
                 scales: scales_buf,
                 zero_points: zp_buf,
-                granularity: granularity.clone(),
+                granularity: *granularity,
                 shape,
             },
         );
