@@ -299,10 +299,7 @@ fn blockwise_int8_weights_are_decoded_inside_the_matmul() {
             "x",
             smelt::TensorType::known(smelt::DType::F32, &[m as u64, k as u64]),
         );
-        let w = g.add_const(
-            "w",
-            blockwise_weight(&mut rng, k, n, granularity, zp),
-        );
+        let w = g.add_const("w", blockwise_weight(&mut rng, k, n, granularity, zp));
         let b = g.add_const(
             "b",
             smelt::Constant::plain(Tensor::from_vec(vec![n], rng.values(n)).unwrap()),
