@@ -4,11 +4,13 @@
 Run by hand (not by CI), after `cargo build --release -p smelt-cli` and
 `scripts/setup.sh`:
 
-    python3 bench/compiled_vs_ort.py [--backend cranelift] [--runs 30] [--models DIR]
+    python3 bench/compiled_vs_ort.py [--backends cranelift,llvm] [--runs 30] [--models DIR]
+
+(`llvm` needs `cargo build --release -p smelt-cli --features llvm`.)
 
 For batch 1 and 8 at sequence 128, with 1 and 2 threads, both engines get the same
 inputs (the reference rows of the shared corpus, tiled to the batch). Prints median and
-p90 latency per engine, the ratio smelt/ORT (below 1: smelt is faster), smelt's
+p90 latency per engine, the ratio smelt/ORT per backend (below 1: smelt is faster), smelt's
 GFLOP/s, compile time and peak arena bytes. The machines are shared and noisy: compare
 ratios taken in the same run, not absolute times across runs.
 """
@@ -58,7 +60,7 @@ def main():
     ap = argparse.ArgumentParser()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap.add_argument("--models", default=os.environ.get("SMELT_MODELS", os.path.join(root, "..", "shared", "models")))
-    ap.add_argument("--backend", default="cranelift")
+    ap.add_argument("--backends", default="cranelift", help="comma-separated: cranelift,llvm")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--seq", type=int, default=128)
     args = ap.parse_args()
@@ -68,18 +70,21 @@ def main():
     names = ["input_ids", "attention_mask", "token_type_ids"]
     base = {n: np.load(os.path.join(ref, f"b4_s128.{n}.npy"))[:, : args.seq] for n in names}
 
-    print(f"MiniLM-L6 FP32, seq {args.seq}, smelt backend {args.backend}, {args.runs} runs each")
-    print(f"{'batch':>5} {'thr':>3} | {'ORT med':>8} {'p90':>7} | {'smelt med':>9} {'p90':>7} {'GFLOP/s':>8} | "
-          f"{'smelt/ORT':>9} | {'compile ms':>10} {'arena MB':>8}")
+    backends = [b for b in args.backends.split(",") if b]
+    print(f"MiniLM-L6 FP32, seq {args.seq}, {args.runs} runs each")
+    print(f"{'batch':>5} {'thr':>3} | {'ORT med':>8} {'p90':>7} | {'backend':>9} {'smelt med':>9} {'p90':>7} "
+          f"{'GFLOP/s':>8} | {'smelt/ORT':>9} | {'compile ms':>10} {'arena MB':>8}")
     for batch in (1, 8):
         reps = -(-batch // 4)
         feeds = {n: np.ascontiguousarray(np.tile(a, (reps, 1))[:batch]) for n, a in base.items()}
         for threads in (1, 2):
             o_med, o_p90 = ort_times(model, feeds, threads, args.runs)
-            s_med, s_p90, gflops, compile_ms, arena = smelt_times(
-                smelt, model, feeds, threads, args.runs, args.backend, batch, args.seq)
-            print(f"{batch:>5} {threads:>3} | {o_med:>8.2f} {o_p90:>7.2f} | {s_med:>9.2f} {s_p90:>7.2f} "
-                  f"{gflops:>8.1f} | {s_med / o_med:>9.2f} | {compile_ms:>10.0f} {arena / 1e6:>8.2f}")
+            for backend in backends:
+                s_med, s_p90, gflops, compile_ms, arena = smelt_times(
+                    smelt, model, feeds, threads, args.runs, backend, batch, args.seq)
+                print(f"{batch:>5} {threads:>3} | {o_med:>8.2f} {o_p90:>7.2f} | {backend:>9} {s_med:>9.2f} "
+                      f"{s_p90:>7.2f} {gflops:>8.1f} | {s_med / o_med:>9.2f} | {compile_ms:>10.0f} "
+                      f"{arena / 1e6:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -15,80 +15,26 @@ use cranelift_codegen::ir::types;
 use cranelift_codegen::ir::{InstBuilder, Value};
 use cranelift_codegen::ir::{StackSlotData, StackSlotKind};
 use cranelift_frontend::Variable;
-use smelt_ir::DType;
-use smelt_lower::{BinaryOp, Expr, Index, Kernel, KernelProgram, Local, Size, Stmt, Var};
+use smelt_lower::matmul::{matmul_parts, MatmulParts};
+use smelt_lower::{Kernel, KernelProgram, Var};
 
 use crate::emit::{flags, Emitter, VecCtx, F32X4, LANES, R};
 use crate::vecok::Checker;
 
-/// The parts of a kernel whose body has the matmul shape.
-struct Parts<'k> {
-    m: Var,
-    n: Var,
-    k: Var,
-    k_extent: &'k Size,
-    acc: Local,
-    a: (smelt_lower::BufferId, &'k Index),
-    b: (smelt_lower::BufferId, &'k Index),
-    epilogue: &'k [Stmt],
-}
+/// The parts of a kernel on the template: the shared matmul shape (see
+/// `smelt_lower::matmul`) with an epilogue the vector code accepts.
+type Parts<'k> = MatmulParts<'k>;
 
-/// Whether `kernel` runs on the matmul template.
+/// Whether `kernel` runs on the template.
 pub(crate) fn applicable(program: &KernelProgram, kernel: &Kernel) -> bool {
-    kernel.kind == smelt_lower::KernelKind::MatMul && parts(program, kernel).is_some()
+    parts(program, kernel).is_some()
 }
 
 fn parts<'k>(program: &'k KernelProgram, k: &'k Kernel) -> Option<Parts<'k>> {
-    let r = k.loops.len();
-    if r < 2 {
-        return None;
-    }
-    let (m, n) = (k.loops[r - 2].var, k.loops[r - 1].var);
-    let [Stmt::Assign(acc, Expr::Lit(zero, DType::F32)), Stmt::Loop {
-        var: kv,
-        extent,
-        reduce: true,
-        body,
-    }, epilogue @ ..] = k.body.as_slice()
-    else {
-        return None;
-    };
-    if *zero != 0.0 {
-        return None;
-    }
-    let [Stmt::Assign(acc2, Expr::Binary(BinaryOp::Add, sum, prod))] = body.as_slice() else {
-        return None;
-    };
-    if acc2 != acc || **sum != Expr::Local(*acc) {
-        return None;
-    }
-    let Expr::Binary(BinaryOp::Mul, a, b) = &**prod else {
-        return None;
-    };
-    let (Expr::Load(ab, ia), Expr::Load(bb, ib)) = (&**a, &**b) else {
-        return None;
-    };
-    let f32_buf = |id| program.buffer(id).dtype == DType::F32;
-    let plain = |i: &Index| i.dynamic.is_empty() && i.offset == 0;
-    let ok = f32_buf(*ab)
-        && f32_buf(*bb)
-        && plain(ia)
-        && plain(ib)
-        && ia.stride_of(n).as_known() == Some(0)
-        && ib.stride_of(m).as_known() == Some(0)
-        && ib.stride_of(*kv).as_known() != Some(0)
-        && ib.stride_of(n).as_known() == Some(1)
-        && (Checker { program, kernel: k }).body_ok(n, epilogue, false);
-    ok.then_some(Parts {
-        m,
-        n,
-        k: *kv,
-        k_extent: extent,
-        acc: *acc,
-        a: (*ab, ia),
-        b: (*bb, ib),
-        epilogue,
-    })
+    let p = matmul_parts(program, k)?;
+    (Checker { program, kernel: k })
+        .body_ok(p.n, p.epilogue, false)
+        .then_some(p)
 }
 
 /// Emit the kernel with the micro-kernel if its body has the matmul shape; `false`
@@ -219,7 +165,10 @@ fn micro(e: &mut Emitter, p: &Parts, mr: i64, nv: i64, acc_ptr: Value) -> R<()> 
     let sa_k4 = e.b.ins().imul_imm_s(sa_k, 4);
     // B: the packed panels when the kernel has them (8 columns × K rows, contiguous),
     // else B itself.
-    let (pb0, sb_k4, packed_k_bytes) = match (e.packed_b, packed_shape(e.program, e.kernel)) {
+    let (pb0, sb_k4, packed_k_bytes) = match (
+        e.packed_b,
+        smelt_lower::matmul::packable_b(e.program, e.kernel),
+    ) {
         (Some(base), Some((k, _))) => {
             let tile = e.b.ins().ushr_imm_s(n0, 3);
             let tile_bytes = e.b.ins().imul_imm_s(tile, (k * 32) as i64);
@@ -410,53 +359,11 @@ pub(crate) fn emit_epilogue_fn(e: &mut Emitter, acc_ptr: Value, rows: Value, vec
     Ok(())
 }
 
-/// `(K, N)` when the kernel's B operand can be packed at compile time: a plain f32
-/// constant indexed by the reduction and column variables alone, with unit column
-/// stride and known sizes.
-pub(crate) fn packed_shape(program: &KernelProgram, kernel: &Kernel) -> Option<(u64, u64)> {
-    let p = parts(program, kernel)?;
-    let (bb, ib) = p.b;
-    let buf = program.buffer(program.root(bb));
-    let smelt_lower::BufferKind::Constant { data, .. } = &buf.kind else {
-        return None;
-    };
-    data.as_plain()?;
-    if ib.terms.iter().any(|(v, _)| *v != p.k && *v != p.n) {
-        return None;
-    }
-    let k = p.k_extent.as_known()?;
-    let n = kernel.loops.last()?.extent.as_known()?;
-    ib.stride_of(p.k).as_known()?;
-    Some((k, n))
-}
+/// Panel width of packed B: two f32x4 vectors.
+pub(crate) const PANEL: usize = 8;
 
-/// B of a matmul kernel in panels of 8 columns: `packed[t][k][c] = B[k][8t + c]`, zero
-/// beyond the last column, so each step of the micro-kernel reads 32 contiguous bytes.
+/// B packed for the micro-kernel.
 pub(crate) fn pack_b(program: &KernelProgram, kernel: &Kernel) -> Option<Vec<u8>> {
-    let (k, n) = packed_shape(program, kernel)?;
-    let p = parts(program, kernel)?;
-    let (bb, ib) = p.b;
-    let buf = program.buffer(program.root(bb));
-    let smelt_lower::BufferKind::Constant { data, .. } = &buf.kind else {
-        return None;
-    };
-    let bytes = data.as_plain()?.bytes();
-    let sk = ib.stride_of(p.k).as_known()? as usize;
-    let tiles = n.div_ceil(8) as usize;
-    let (k, n) = (k as usize, n as usize);
-    let mut out = vec![0u8; tiles * k * 32];
-    for t in 0..tiles {
-        for kk in 0..k {
-            for c in 0..8 {
-                let col = t * 8 + c;
-                if col >= n {
-                    continue;
-                }
-                let src = (kk * sk + col) * 4;
-                let dst = ((t * k + kk) * 8 + c) * 4;
-                out[dst..dst + 4].copy_from_slice(bytes.get(src..src + 4)?);
-            }
-        }
-    }
-    Some(out)
+    parts(program, kernel)?;
+    smelt_lower::matmul::pack_b(program, kernel, PANEL)
 }

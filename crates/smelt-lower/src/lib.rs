@@ -13,6 +13,7 @@ pub mod error;
 pub mod eval;
 pub mod ir;
 pub mod lower;
+pub mod matmul;
 pub mod plan;
 
 pub use error::LowerError;
