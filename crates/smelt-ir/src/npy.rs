@@ -13,6 +13,13 @@
 //! are refused rather than silently ignored, since they mean the header and the data
 //! disagree.
 
+// Parsers of untrusted text: no unwrap/expect/panicking indexing on their input.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -97,7 +104,10 @@ const TYPES: [(&str, DType, usize); 12] = [
 /// Read a tensor from the bytes of a `.npy` file. The data is copied out of `bytes`.
 pub fn read_npy(bytes: &[u8]) -> Result<Tensor, NpyError> {
     let (dtype, shape, data) = parse(bytes)?;
-    make_tensor(dtype, shape, Bytes::copy_from_slice(&bytes[data]))
+    let data = bytes
+        .get(data)
+        .ok_or_else(|| NpyError::Malformed("data range past the end".into()))?;
+    make_tensor(dtype, shape, Bytes::copy_from_slice(data))
 }
 
 /// Read a tensor from a `.npy` file; errors name the file.
@@ -198,22 +208,31 @@ fn make_tensor(dtype: DType, shape: Vec<usize>, data: Bytes) -> Result<Tensor, N
 /// Check a file's structure: its dtype, shape and the byte range of its data.
 fn parse(bytes: &[u8]) -> Result<(DType, Vec<usize>, Range<usize>), NpyError> {
     let malformed = |msg: String| NpyError::Malformed(msg);
-    if bytes.len() < 8 || &bytes[..6] != MAGIC {
+    if bytes.get(..6) != Some(&MAGIC[..]) {
         return Err(malformed("missing the \\x93NUMPY magic".into()));
     }
-    let (major, minor) = (bytes[6], bytes[7]);
+    let (major, minor) = match bytes.get(6..8) {
+        Some(&[a, b]) => (a, b),
+        _ => return Err(malformed("truncated version".into())),
+    };
     let (header_len, start): (usize, usize) = match major {
         1 => {
             let len = bytes
                 .get(8..10)
                 .ok_or_else(|| malformed("truncated header length".into()))?;
-            (usize::from(u16::from_le_bytes([len[0], len[1]])), 10)
+            let len: [u8; 2] = len
+                .try_into()
+                .map_err(|_| malformed("truncated header length".into()))?;
+            (usize::from(u16::from_le_bytes(len)), 10)
         }
         2 | 3 => {
             let len = bytes
                 .get(8..12)
                 .ok_or_else(|| malformed("truncated header length".into()))?;
-            let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]);
+            let len: [u8; 4] = len
+                .try_into()
+                .map_err(|_| malformed("truncated header length".into()))?;
+            let len = u32::from_le_bytes(len);
             let len = usize::try_from(len)
                 .map_err(|_| malformed(format!("header length {len} too large")))?;
             (len, 12)
@@ -233,7 +252,9 @@ fn parse(bytes: &[u8]) -> Result<(DType, Vec<usize>, Range<usize>), NpyError> {
                 bytes.len()
             ))
         })?;
-    let header = &bytes[start..end];
+    let header = bytes
+        .get(start..end)
+        .ok_or_else(|| malformed("truncated header".into()))?;
     let (descr, fortran, shape) = parse_header(header)
         .map_err(|msg| malformed(format!("bad header {}: {msg}", snippet(header))))?;
     if fortran {
@@ -284,7 +305,7 @@ fn dtype_of(descr: &str) -> Result<(DType, usize), NpyError> {
 
 /// A short printable excerpt of a header for error messages.
 fn snippet(header: &[u8]) -> String {
-    let cut = &header[..header.len().min(120)];
+    let cut = header.get(..header.len().min(120)).unwrap_or(header);
     let more = if cut.len() < header.len() { "..." } else { "" };
     format!("\"{}{more}\"", cut.escape_ascii())
 }
@@ -440,11 +461,14 @@ impl Parser<'_> {
         match self.peek() {
             Some(q @ (b'\'' | b'"')) => {
                 let start = self.pos + 1;
-                let len = self.s[start..]
+                let len = self
+                    .s
+                    .get(start..)
+                    .unwrap_or(&[])
                     .iter()
                     .position(|&c| c == q)
                     .ok_or_else(|| format!("unterminated string at byte {}", self.pos))?;
-                let raw = &self.s[start..start + len];
+                let raw = self.s.get(start..start + len).unwrap_or(&[]);
                 // numpy writes plain ASCII names; escapes would need a real Python lexer.
                 if raw.contains(&b'\\') || !raw.is_ascii() {
                     return Err(format!(
@@ -492,7 +516,7 @@ impl Parser<'_> {
                 {
                     self.pos += 1;
                 }
-                match &self.s[start..self.pos] {
+                match self.s.get(start..self.pos).unwrap_or(&[]) {
                     b"True" => Ok(Value::Bool(true)),
                     b"False" => Ok(Value::Bool(false)),
                     b"None" => Ok(Value::None),

@@ -1,5 +1,12 @@
 //! Pipeline strings: `name{key=value,...},name2`.
 
+// Parsers of untrusted text: no unwrap/expect/panicking indexing on their input.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 use std::fmt;
 
 use crate::error::{IrError, IrResult};
@@ -67,7 +74,7 @@ pub fn parse_pipeline(text: &str) -> IrResult<Pipeline> {
         {
             *i += 1;
         }
-        chars[start..*i].iter().collect()
+        chars.get(start..*i).unwrap_or(&[]).iter().collect()
     };
     let mut passes = vec![];
     skip_ws(&mut i);
@@ -132,7 +139,9 @@ pub fn parse_pipeline(text: &str) -> IrResult<Pipeline> {
                         {
                             i += 1;
                         }
-                        chars[start..i]
+                        chars
+                            .get(start..i)
+                            .unwrap_or(&[])
                             .iter()
                             .collect::<String>()
                             .trim()

@@ -1,5 +1,12 @@
 //! Text → graph.
 
+// Parsers of untrusted text: no unwrap/expect/panicking indexing on their input.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -327,16 +334,17 @@ impl<'a> Parser<'a> {
         let op_at = self.pos;
         let op_name = self.word()?;
         if op_name == "const" {
-            if results.len() != 1 {
+            let [result] = results.as_slice() else {
                 return Err(self.err("a const defines exactly one value"));
-            }
+            };
+            let result = result.clone();
             let c = self.constant()?;
-            let v = g.add_shared_const(&results[0], c);
+            let v = g.add_shared_const(&result, c);
             let loc = self.loc()?;
             if let Some((node, _)) = g.producer(v) {
                 g.node_mut(node).name = loc;
             }
-            return self.define(&results[0].clone(), v, g);
+            return self.define(&result, v, g);
         }
         let op = match OpKind::from_text(op_name) {
             Some(op) => op,

@@ -1,5 +1,12 @@
 //! The tokens of the `.rules` format, each with its line and column.
 
+// Parsers of untrusted text: no unwrap/expect/panicking indexing on their input.
+// Byte indexing stays: every index is behind an explicit `pos < len` check of the
+// scanning loop (the `pipeline_parse` fuzz target exercises it).
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 use crate::cond::Cmp;
 use crate::error::ParseError;
 

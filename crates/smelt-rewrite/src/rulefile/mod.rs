@@ -25,6 +25,13 @@
 //!
 //! Errors carry `line:col` of the offending token.
 
+// Parsers of untrusted text: no unwrap/expect/panicking indexing on their input.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 mod lex;
 
 use std::collections::HashMap;
@@ -58,8 +65,11 @@ struct Parser<'a> {
 type PResult<T> = Result<T, ParseError>;
 
 impl<'a> Parser<'a> {
+    // The lexer always ends the list with `Eof`, so it is never empty and the clamped
+    // index is in bounds.
+    #[allow(clippy::indexing_slicing)]
     fn peek(&self) -> &Token {
-        &self.toks[self.pos.min(self.toks.len() - 1)]
+        &self.toks[self.pos.min(self.toks.len().saturating_sub(1))]
     }
 
     fn next(&mut self) -> Token {
@@ -742,11 +752,12 @@ impl<'a> Parser<'a> {
             "is_scalar_const" => {
                 arity(self, 2)?;
                 let x = class(self, 0)?;
-                let v = match &args[1].tok {
-                    Tok::Num(n) => self.number(&args[1], n)?,
+                let arg = args.get(1).cloned().unwrap_or_else(|| self.peek().clone());
+                let v = match &arg.tok {
+                    Tok::Num(n) => self.number(&arg, n)?,
                     other => {
                         return self.err_at(
-                            &args[1],
+                            &arg,
                             format!("expected a number, found {}", other.describe()),
                         )
                     }
@@ -793,7 +804,7 @@ impl<'a> Parser<'a> {
                         ];
                         if !KINDS.contains(&k.as_str()) {
                             return self.err_at(
-                                &args[1],
+                                args.get(1).unwrap_or(&head),
                                 format!(
                                     "unknown encoding kind `{k}` (kinds: {})",
                                     KINDS.join(", ")
