@@ -37,10 +37,11 @@ pub fn argmax_rows(t: &smelt::Tensor) -> Vec<usize> {
         .collect()
 }
 
-/// The option sets compiled-code tests run every case under: one thread; two threads
-/// (kernels split along their parallel axis); and plain scalar loops (no matmul
-/// micro-kernel, no vectors), so each code shape is checked against the same oracle.
-pub fn cranelift_option_sets() -> Vec<(&'static str, smelt::CompileOptions)> {
+/// The option sets compiled-code tests run every case under: Cranelift with one thread,
+/// two threads (kernels split along their parallel axis) and plain scalar loops (no
+/// matmul micro-kernel, no vectors); with the `llvm` feature, LLVM with one and two
+/// threads. Each code shape is checked against the same oracle.
+pub fn backend_option_sets() -> Vec<(&'static str, smelt::CompileOptions)> {
     let mut out = vec![];
     for (label, threads, micro, vector) in [
         ("1 thread", 1, true, true),
@@ -55,6 +56,18 @@ pub fn cranelift_option_sets() -> Vec<(&'static str, smelt::CompileOptions)> {
         o.cranelift.matmul_microkernel = micro;
         o.cranelift.vectorize = vector;
         out.push((label, o));
+    }
+    // With the `llvm` feature, the LLVM backend runs every case as well.
+    #[cfg(feature = "llvm")]
+    for (label, threads) in [("llvm, 1 thread", 1), ("llvm, 2 threads", 2)] {
+        out.push((
+            label,
+            smelt::CompileOptions {
+                backend: smelt::Backend::Llvm,
+                threads,
+                ..smelt::CompileOptions::default()
+            },
+        ));
     }
     out
 }

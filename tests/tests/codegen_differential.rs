@@ -83,7 +83,7 @@ fn worst_diff(text: &str, shapes: &[Vec<usize>], rng: &mut Rng, opts: CompileOpt
 }
 
 fn option_sets() -> Vec<(&'static str, CompileOptions)> {
-    smelt_tests::cranelift_option_sets()
+    smelt_tests::backend_option_sets()
 }
 
 fn check(label: &str, text: &str, shapes: &[Vec<usize>], tol: f64) {

@@ -21,7 +21,7 @@ mod deps {
 mod harness;
 
 fn option_sets() -> Vec<(&'static str, CompileOptions)> {
-    smelt_tests::cranelift_option_sets()
+    smelt_tests::backend_option_sets()
 }
 
 /// Compile one case with `opts` and compare it with the interpreter on every input set.

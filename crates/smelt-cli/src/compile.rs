@@ -22,7 +22,7 @@ pub struct CompileArgs {
     /// Run this pass pipeline first.
     #[arg(short = 'p', long = "pipeline", default_value = "")]
     pub pipeline: String,
-    /// The code generator.
+    /// The code generator: `cranelift`, or `llvm` in builds with the `llvm` feature.
     #[arg(long, default_value = "cranelift")]
     pub backend: Backend,
     /// Size of a named dim (repeatable); every named dim of the inputs needs one, since
@@ -36,7 +36,7 @@ pub struct CompileArgs {
 }
 
 pub fn compile(a: CompileArgs) -> Result<()> {
-    if a.backend != Backend::Cranelift {
+    if a.backend == Backend::Interp {
         bail!(
             "`smelt compile` needs a code generator; `--backend {}` has none",
             a.backend

@@ -106,8 +106,7 @@ impl Compiled {
         let program = self.program(shapes)?;
         let refs: Vec<&[usize]> = shapes.iter().map(Vec::as_slice).collect();
         let dims = smelt_lower::eval::bind_dims(&program, &refs)?;
-        let object =
-            smelt_codegen_cranelift::compile_object(&program, "smelt", &self.cranelift_options())?;
+        let object = self.object(&program, "smelt")?;
         let sources = smelt_runtime::aot::generate(&program, &dims, "smelt")?;
         let codegen_ms = t0.elapsed().as_secs_f64() * 1e3;
 

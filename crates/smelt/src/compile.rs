@@ -24,6 +24,19 @@ pub enum Backend {
     Interp,
     /// Native code from Cranelift, JIT-compiled in memory.
     Cranelift,
+    /// Native code from LLVM (vectorised for the host's ISA), JIT-compiled in memory.
+    /// Needs smelt built with the `llvm` feature.
+    Llvm,
+}
+
+impl Backend {
+    /// Whether this build of smelt has the backend.
+    pub fn available(self) -> bool {
+        match self {
+            Backend::Interp | Backend::Cranelift => true,
+            Backend::Llvm => cfg!(feature = "llvm"),
+        }
+    }
 }
 
 impl FromStr for Backend {
@@ -32,8 +45,9 @@ impl FromStr for Backend {
         match s {
             "interp" => Ok(Backend::Interp),
             "cranelift" => Ok(Backend::Cranelift),
+            "llvm" => Ok(Backend::Llvm),
             other => Err(format!(
-                "unknown backend `{other}` (expected `interp` or `cranelift`)"
+                "unknown backend `{other}` (expected `interp`, `cranelift` or `llvm`)"
             )),
         }
     }
@@ -44,6 +58,7 @@ impl std::fmt::Display for Backend {
         f.write_str(match self {
             Backend::Interp => "interp",
             Backend::Cranelift => "cranelift",
+            Backend::Llvm => "llvm",
         })
     }
 }
@@ -63,6 +78,8 @@ pub struct CompileOptions {
     pub specialize_pipeline: String,
     /// Cranelift code generation options.
     pub cranelift: smelt_codegen_cranelift::Options,
+    /// LLVM's optimisation level (0 to 3) for the LLVM backend.
+    pub llvm_opt_level: u32,
 }
 
 impl Default for CompileOptions {
@@ -72,6 +89,7 @@ impl Default for CompileOptions {
             threads: 0,
             specialize_pipeline: SPECIALIZE_PIPELINE.into(),
             cranelift: smelt_codegen_cranelift::Options::default(),
+            llvm_opt_level: 2,
         }
     }
 }
@@ -127,6 +145,12 @@ pub struct Compiled {
 impl Compiled {
     /// Prepare `graph` for compilation; nothing is compiled until shapes are known.
     pub fn new(graph: Graph, opts: CompileOptions) -> Result<Compiled> {
+        if !opts.backend.available() {
+            return Err(Error::Usage(format!(
+                "this build of smelt has no `{}` backend (build with the `llvm` feature; scripts/setup.sh installs LLVM 19)",
+                opts.backend
+            )));
+        }
         let input_names = graph
             .inputs()
             .iter()
@@ -169,10 +193,6 @@ impl Compiled {
     /// The backend.
     pub fn backend(&self) -> Backend {
         self.opts.backend
-    }
-
-    pub(crate) fn cranelift_options(&self) -> smelt_codegen_cranelift::Options {
-        self.opts.cranelift.clone()
     }
 
     /// The graph specialised to `shapes` (one per input, in order) and cleaned up.
@@ -247,14 +267,10 @@ impl Compiled {
         let t1 = Instant::now();
         let program = smelt_lower::lower(&g)?;
         let t2 = Instant::now();
-        let jit = smelt_codegen_cranelift::compile_jit(&program, &self.opts.cranelift)?;
+        let n_kernels = program.kernels.len();
+        let exec = self.jit(program)?;
         let t3 = Instant::now();
         let refs: Vec<&[usize]> = shapes.iter().map(Vec::as_slice).collect();
-        let kernels = jit.kernels.clone();
-        let n_kernels = program.kernels.len();
-        // SAFETY: the kernels were compiled from this program by the Cranelift backend,
-        // whose functions follow the runtime's calling contract, and `jit` owns them.
-        let exec = unsafe { smelt_runtime::Executable::new(program, kernels, Box::new(jit))? };
         let model = smelt_runtime::CompiledModel::new(exec, self.opts.threads)?;
         let plan = model.plan_for(&refs)?;
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
@@ -274,6 +290,64 @@ impl Compiled {
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, entry.clone());
         Ok(entry)
+    }
+
+    /// Native code for `program` from the chosen backend, ready for the runtime.
+    fn jit(&self, program: KernelProgram) -> Result<smelt_runtime::Executable> {
+        match self.opts.backend {
+            Backend::Llvm => self.jit_llvm(program),
+            _ => {
+                let jit = smelt_codegen_cranelift::compile_jit(&program, &self.opts.cranelift)?;
+                let kernels = jit.kernels.clone();
+                // SAFETY: the kernels were compiled from this program by the Cranelift
+                // backend, whose functions follow the runtime's calling contract, and
+                // `jit` owns them.
+                Ok(unsafe { smelt_runtime::Executable::new(program, kernels, Box::new(jit))? })
+            }
+        }
+    }
+
+    #[cfg(feature = "llvm")]
+    fn jit_llvm(&self, program: KernelProgram) -> Result<smelt_runtime::Executable> {
+        let jit = smelt_codegen_llvm::compile_jit(&program, &self.llvm_options())?;
+        let kernels = jit.kernels.clone();
+        // SAFETY: as for Cranelift: same calling contract, `jit` owns the code.
+        Ok(unsafe { smelt_runtime::Executable::new(program, kernels, Box::new(jit))? })
+    }
+
+    #[cfg(not(feature = "llvm"))]
+    fn jit_llvm(&self, _program: KernelProgram) -> Result<smelt_runtime::Executable> {
+        Err(Error::Usage(
+            "this build of smelt has no LLVM backend (feature `llvm`)".into(),
+        ))
+    }
+
+    #[cfg(feature = "llvm")]
+    pub(crate) fn llvm_options(&self) -> smelt_codegen_llvm::Options {
+        smelt_codegen_llvm::Options {
+            opt_level: self.opts.llvm_opt_level,
+            cpu: None,
+            features: None,
+        }
+    }
+
+    /// An object file with the kernels of `program` from the chosen backend.
+    pub(crate) fn object(&self, program: &KernelProgram, prefix: &str) -> Result<Vec<u8>> {
+        match self.opts.backend {
+            #[cfg(feature = "llvm")]
+            Backend::Llvm => Ok(smelt_codegen_llvm::compile_object(
+                program,
+                prefix,
+                &self.llvm_options(),
+            )?),
+            #[cfg(not(feature = "llvm"))]
+            Backend::Llvm => self.jit_llvm(program.clone()).map(|_| vec![]),
+            _ => Ok(smelt_codegen_cranelift::compile_object(
+                program,
+                prefix,
+                &self.opts.cranelift,
+            )?),
+        }
     }
 
     /// Compile for `shapes` now (cached); returns what it took.

@@ -51,11 +51,13 @@ impl Pass for Shared {
 }
 
 impl Driver {
-    /// A driver with the core passes and the rewrite-engine passes registered.
+    /// A driver with the core passes, the rewrite-engine passes and the compression
+    /// passes (`blockwise-quant`) registered.
     pub fn new() -> Driver {
         let mut registry = PassRegistry::new();
         smelt_transforms::register_core_passes(&mut registry);
         smelt_rewrite::register_rewrite_passes(&mut registry);
+        smelt_pass_blockwise_quant::register(&mut registry);
         Driver { registry }
     }
 

@@ -20,6 +20,10 @@ pub enum Error {
     /// Generating native code.
     #[error(transparent)]
     Codegen(#[from] smelt_codegen_cranelift::CodegenError),
+    /// Generating native code with LLVM.
+    #[cfg(feature = "llvm")]
+    #[error(transparent)]
+    Llvm(#[from] smelt_codegen_llvm::CodegenError),
     /// Running compiled code.
     #[error(transparent)]
     Runtime(#[from] smelt_runtime::RuntimeError),

@@ -31,6 +31,8 @@ pub use error::{Error, Result};
 pub use model::Model;
 
 pub use smelt_codegen_cranelift as codegen_cranelift;
+#[cfg(feature = "llvm")]
+pub use smelt_codegen_llvm as codegen_llvm;
 pub use smelt_interp as interp;
 pub use smelt_ir as ir;
 pub use smelt_lower as lower;

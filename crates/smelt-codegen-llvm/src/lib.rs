@@ -1,0 +1,119 @@
+//! # smelt-codegen-llvm
+//!
+//! Compiles a [`KernelProgram`] to native code through LLVM 19 (via inkwell): in memory
+//! ([`compile_jit`]), as a relocatable object file ([`compile_object`]), or as textual
+//! LLVM IR for inspection ([`emit_ir`]).
+//!
+//! Every kernel becomes one function with the same C signature as the Cranelift
+//! backend's kernels:
+//!
+//! ```c
+//! void kernel(uint8_t *const *buffers, const int64_t *dims, int64_t start, int64_t end);
+//! ```
+//!
+//! `buffers[i]` is the base address of buffer `i` of the program (views point at their
+//! root's storage), `dims[j]` the run-time size of the `j`-th entry of
+//! [`KernelProgram::dims`], and `[start, end)` the range of the kernel's parallel axis
+//! (`kernel.schedule.parallel_axis`) this call covers; every other output loop runs
+//! over its full extent.
+//!
+//! Code shape: plain loop nests with `i64` counters; LLVM's standard `default<On>`
+//! pipeline (loop and SLP vectorisers included) does the rest. Each function carries
+//! `target-cpu`/`target-features` attributes (the host's unless [`Options`] say
+//! otherwise), so the vectorisers use the host's widest vectors. Float accumulations
+//! inside reduce loops (`t = t op e`) carry the `reassoc` and `contract` fast-math
+//! flags so they vectorise; everything else keeps strict IEEE semantics.
+//!
+//! Semantics match the Cranelift backend: integer division by zero gives 0,
+//! float-to-integer casts saturate (NaN gives 0) and truncate toward zero, `bool` is an
+//! `i8` holding 0 or 1, float `max`/`min` propagate NaN (`llvm.maximum`/`llvm.minimum`).
+//! `exp`, `log`, `sqrt` and `pow` are LLVM intrinsics; `tanh` and `erf` call the C
+//! library's `tanh[f]`/`erf[f]` (in the JIT these and the other math symbols are bound
+//! to Rust implementations). f16, bf16, the low-precision float formats, packed 4-bit
+//! integers and strings are refused with [`CodegenError::Unsupported`].
+
+mod block;
+mod emit;
+mod jit;
+mod target;
+
+use smelt_lower::KernelProgram;
+
+pub use jit::JitProgram;
+
+/// A compiled kernel: `(buffers, dims, start, end)`; see the crate docs.
+pub type KernelFn = unsafe extern "C" fn(*const *mut u8, *const i64, i64, i64);
+
+/// Code generation options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// LLVM optimisation level, 0 to 3 (default 2): the `default<On>` pass pipeline
+    /// and the code generator's level. Values above 3 count as 3.
+    pub opt_level: u32,
+    /// Target CPU name (`skylake-avx512`, `znver4`, ...); `None`: the host's.
+    pub cpu: Option<String>,
+    /// Target feature string (`+avx2,+fma,...`); `None`: the host's.
+    pub features: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            opt_level: 2,
+            cpu: None,
+            features: None,
+        }
+    }
+}
+
+/// What went wrong while compiling a program.
+#[derive(Debug, thiserror::Error)]
+pub enum CodegenError {
+    /// A kernel uses something this backend does not compile (a dtype, an op on a
+    /// dtype); the kernel is named.
+    #[error("kernel `{kernel}`: {message}")]
+    Unsupported {
+        /// The kernel's name.
+        kernel: String,
+        /// What is not supported.
+        message: String,
+    },
+    /// LLVM refused the target, CPU or features.
+    #[error("target setup: {0}")]
+    Target(String),
+    /// LLVM failed to build, verify, optimise, compile or link the module.
+    #[error("llvm: {0}")]
+    Llvm(String),
+}
+
+/// The symbol name of kernel `index` in object files made with `prefix`.
+pub fn kernel_symbol(prefix: &str, index: usize) -> String {
+    format!("{prefix}_k{index}")
+}
+
+/// The host's CPU name and feature string, as LLVM reports them
+/// (`TargetMachine::get_host_cpu_name` / `get_host_cpu_features`).
+pub fn host_cpu() -> (String, String) {
+    target::host_cpu()
+}
+
+/// Compile `program` for the host (or `opts.cpu`/`opts.features`), in memory.
+pub fn compile_jit(program: &KernelProgram, opts: &Options) -> Result<JitProgram, CodegenError> {
+    jit::compile(program, opts)
+}
+
+/// Compile `program` into an ELF relocatable object file, position-independent (so it
+/// can go into a shared library), whose kernels are global symbols `{prefix}_k{i}`.
+/// The object references the C math library (`expf`, `erff`, ...): link with `-lm`.
+pub fn compile_object(
+    program: &KernelProgram,
+    prefix: &str,
+    opts: &Options,
+) -> Result<Vec<u8>, CodegenError> {
+    target::compile_object(program, prefix, opts)
+}
+
+/// The textual LLVM IR of `program` after optimisation, for debugging and tests.
+pub fn emit_ir(program: &KernelProgram, opts: &Options) -> Result<String, CodegenError> {
+    target::emit_ir(program, opts)
+}
