@@ -7,16 +7,15 @@
 use smelt_ir::Attr;
 
 use crate::error::{OnnxError, OnnxResult};
-use crate::external::ExternalFiles;
 use crate::proto::attribute_proto::AttributeType;
 use crate::proto::AttributeProto;
-use crate::tensor::decode_tensor;
+use crate::tensor::{decode_tensor, TensorSource};
 
 /// Translate one attribute of node `node` into `(name, value)`.
 pub(crate) fn convert_attr(
     a: &AttributeProto,
     node: &str,
-    ext: &mut ExternalFiles,
+    src: &mut TensorSource,
 ) -> OnnxResult<(String, Attr)> {
     let name = a.name.clone().unwrap_or_default();
     let bad = |msg: &str| OnnxError::Attribute {
@@ -43,7 +42,7 @@ pub(crate) fn convert_attr(
             let t =
                 a.t.as_ref()
                     .ok_or_else(|| bad("TENSOR attribute without a tensor"))?;
-            Attr::Tensor(decode_tensor(t, &format!("{node}.{name}"), ext)?)
+            Attr::Tensor(decode_tensor(t, &format!("{node}.{name}"), src)?)
         }
         AttributeType::Graph | AttributeType::Graphs => {
             return Err(bad("subgraph attributes (control flow) are not supported"))

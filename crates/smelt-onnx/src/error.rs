@@ -47,6 +47,24 @@ pub enum OnnxError {
     /// The bytes are not a valid ONNX protobuf.
     #[error("not a valid ONNX model protobuf: {0}")]
     Decode(#[from] prost::DecodeError),
+    /// A model file is not a valid ONNX protobuf (truncated, corrupt, or nested deeper
+    /// than the decoder's recursion limit).
+    #[error("`{}` is not a valid ONNX model protobuf: {source}", path.display())]
+    DecodeFile {
+        /// The model file.
+        path: PathBuf,
+        /// The decoder's error.
+        source: prost::DecodeError,
+    },
+    /// The model exceeds one of the [`ImportLimits`](crate::ImportLimits) (memory budget,
+    /// node count, subgraph depth); the message names the field to raise.
+    #[error("{context}: {msg}")]
+    Limit {
+        /// What is too large: a tensor, value, node or graph, named.
+        context: String,
+        /// What is over which limit.
+        msg: String,
+    },
     /// The model has no graph.
     #[error("the model has no graph")]
     NoGraph,

@@ -99,14 +99,14 @@ impl ExternalFiles {
         if location.contains('\0') {
             return Err("`location` contains a NUL byte".into());
         }
+        let escapes =
+            |why: &str| format!("`location` `{location}` escapes the model folder: {why}");
         for c in rel.components() {
             match c {
                 Component::Normal(_) | Component::CurDir => {}
-                Component::ParentDir => {
-                    return Err(format!("`location` `{location}` must not contain `..`"))
-                }
+                Component::ParentDir => return Err(escapes("it must not contain `..`")),
                 Component::RootDir | Component::Prefix(_) => {
-                    return Err(format!("`location` `{location}` must be a relative path"))
+                    return Err(escapes("it must be a relative path"))
                 }
             }
         }
@@ -132,7 +132,9 @@ impl ExternalFiles {
             .canonicalize()
             .map_err(|e| format!("cannot open `{location}`: {e}"))?;
         if !canon.starts_with(&base) {
-            return Err(format!("`{location}` resolves outside the model folder"));
+            return Err(escapes(
+                "it resolves outside the model folder (through a symbolic link)",
+            ));
         }
         if !canon.is_file() {
             return Err(format!("`{location}` is not a regular file"));

@@ -19,10 +19,11 @@ use crate::attr::convert_attr;
 use crate::error::{OnnxError, OnnxResult, UnsupportedOp};
 use crate::external::ExternalFiles;
 use crate::legacy;
+use crate::limits::{check_model, Budget, ImportLimits};
 use crate::mapping::map_file;
 use crate::opset::{default_opset, is_default_domain};
 use crate::proto::{GraphProto, ModelProto, NodeProto};
-use crate::tensor::decode_tensor;
+use crate::tensor::{decode_tensor, TensorSource};
 use crate::types::declared_type;
 
 /// An imported model: the graph plus the model metadata worth keeping.
@@ -58,6 +59,10 @@ pub fn import_model_file(path: &Path) -> OnnxResult<Imported> {
 }
 
 /// How lenient the importer is.
+///
+/// Resource limits for untrusted models (memory budget, node count, subgraph nesting)
+/// are a separate [`ImportLimits`], passed to [`import_model_file_with_limits`] /
+/// [`import_model_bytes_with_limits`]; every other entry point applies the defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportOptions {
     /// Import ops smelt does not know as [`OpKind::Custom`] nodes (typed from the model's
@@ -67,14 +72,24 @@ pub struct ImportOptions {
     pub keep_unknown_ops: bool,
 }
 
-/// [`import_model_file`] with options.
+/// [`import_model_file`] with options (and the default [`ImportLimits`]).
 pub fn import_model_file_with(path: &Path, options: &ImportOptions) -> OnnxResult<Imported> {
+    import_model_file_with_limits(path, options, &ImportLimits::default())
+}
+
+/// [`import_model_file_with`] under explicit resource limits, for models from sources
+/// that warrant tighter (or looser) bounds than the defaults.
+pub fn import_model_file_with_limits(
+    path: &Path,
+    options: &ImportOptions,
+    limits: &ImportLimits,
+) -> OnnxResult<Imported> {
     let data = map_file(path)?;
     let base = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    import_model_bytes_with(data, Some(base), options)
+    import(data, Some(base), options, limits, Some(path))
 }
 
 /// Import an ONNX model held in memory, returning the graph and the model's metadata.
@@ -91,18 +106,49 @@ pub fn import_model_file_with(path: &Path, options: &ImportOptions) -> OnnxResul
 ///   override in ONNX) becomes a constant and is not a graph input.
 /// - Every node's op must be known to smelt; otherwise the error lists all unknown ones.
 /// - Graph inputs and outputs must be tensors.
+/// - The model must stay within the [`ImportLimits`] (the defaults here): memory budget,
+///   node count and subgraph nesting, all checked before the work they bound.
 pub fn import_model_bytes(data: Bytes, base_dir: Option<&Path>) -> OnnxResult<Imported> {
     import_model_bytes_with(data, base_dir, &ImportOptions::default())
 }
 
-/// [`import_model_bytes`] with options.
+/// [`import_model_bytes`] with options (and the default [`ImportLimits`]).
 pub fn import_model_bytes_with(
     data: Bytes,
     base_dir: Option<&Path>,
     options: &ImportOptions,
 ) -> OnnxResult<Imported> {
+    import(data, base_dir, options, &ImportLimits::default(), None)
+}
+
+/// [`import_model_bytes_with`] under explicit resource limits.
+pub fn import_model_bytes_with_limits(
+    data: Bytes,
+    base_dir: Option<&Path>,
+    options: &ImportOptions,
+    limits: &ImportLimits,
+) -> OnnxResult<Imported> {
+    import(data, base_dir, options, limits, None)
+}
+
+/// The import proper; `file` names the model file in decode errors.
+fn import(
+    data: Bytes,
+    base_dir: Option<&Path>,
+    options: &ImportOptions,
+    limits: &ImportLimits,
+    file: Option<&Path>,
+) -> OnnxResult<Imported> {
     // Decoding from `Bytes` makes `raw_data` fields slices of `data`, not copies.
-    let model = ModelProto::decode(data)?;
+    let model = ModelProto::decode(data).map_err(|source| match file {
+        Some(path) => OnnxError::DecodeFile {
+            path: path.to_path_buf(),
+            source,
+        },
+        None => OnnxError::Decode(source),
+    })?;
+    // Node count and subgraph depth before anything walks the graph.
+    check_model(&model, limits)?;
     if let Some(gp) = model.graph.as_ref() {
         foreign_domain_only(&model.opset_import, gp)?;
     }
@@ -112,7 +158,7 @@ pub fn import_model_bytes_with(
     if !unsupported.is_empty() && !options.keep_unknown_ops {
         return Err(OnnxError::UnsupportedOps(unsupported));
     }
-    let mut builder = Builder::new(gp, opset, base_dir)?;
+    let mut builder = Builder::new(gp, opset, base_dir, limits)?;
     builder.keep_unknown_ops = options.keep_unknown_ops;
     let graph = builder.build()?;
     Ok(Imported {
@@ -177,7 +223,8 @@ pub(crate) struct Builder<'m> {
     gp: &'m GraphProto,
     pub(crate) opset: i64,
     pub(crate) graph: Graph,
-    ext: ExternalFiles,
+    /// External data and the memory budget.
+    src: TensorSource,
     /// ONNX value name → IR value.
     values: HashMap<&'m str, ValueId>,
     /// Declared types of values (value_info and graph outputs), for merging.
@@ -189,7 +236,12 @@ pub(crate) struct Builder<'m> {
 }
 
 impl<'m> Builder<'m> {
-    fn new(gp: &'m GraphProto, opset: i64, base_dir: Option<&Path>) -> OnnxResult<Builder<'m>> {
+    fn new(
+        gp: &'m GraphProto,
+        opset: i64,
+        base_dir: Option<&Path>,
+        limits: &ImportLimits,
+    ) -> OnnxResult<Builder<'m>> {
         let mut declared = HashMap::new();
         for vi in &gp.value_info {
             // value_info is an optional hint about intermediate values; an entry smelt
@@ -224,7 +276,10 @@ impl<'m> Builder<'m> {
             gp,
             opset,
             graph: Graph::new(gp.name.as_deref().unwrap_or_default()),
-            ext: ExternalFiles::new(base_dir),
+            src: TensorSource {
+                ext: ExternalFiles::new(base_dir),
+                budget: Budget::new(limits.max_memory_bytes),
+            },
             values: HashMap::new(),
             declared,
             model_names,
@@ -282,6 +337,13 @@ impl<'m> Builder<'m> {
                 msg,
             };
             let ty = declared_type(vi)?.ok_or_else(|| bad("graph input has no type".into()))?;
+            self.src
+                .budget
+                .check_value(&ty)
+                .map_err(|msg| OnnxError::Limit {
+                    context: format!("graph input `{name}`"),
+                    msg,
+                })?;
             let v = self.graph.add_input(name, ty);
             self.define(name, v).map_err(bad)?;
         }
@@ -292,7 +354,7 @@ impl<'m> Builder<'m> {
         for (i, t) in self.gp.initializer.iter().enumerate() {
             let name = t.name.as_deref().unwrap_or_default();
             let label = format!("initializer #{i}");
-            let tensor = decode_tensor(t, &label, &mut self.ext)?;
+            let tensor = decode_tensor(t, &label, &mut self.src)?;
             let v = self.graph.add_const(name, Constant::plain(tensor));
             self.define(name, v).map_err(|msg| OnnxError::Tensor {
                 tensor: if name.is_empty() {
@@ -340,18 +402,17 @@ impl<'m> Builder<'m> {
                 inputs.push(None);
                 continue;
             }
-            let v = self.values.get(name.as_str()).copied().ok_or_else(|| {
-                bad(format!(
-                    "input `{name}` is not defined by a graph input, an initializer or an earlier node \
-                     (nodes must be in topological order)"
-                ))
-            })?;
+            let v = self
+                .values
+                .get(name.as_str())
+                .copied()
+                .ok_or_else(|| bad(self.undefined_input(index, name)))?;
             inputs.push(Some(v));
         }
 
         let mut attrs = Attrs::new();
         for a in &n.attribute {
-            let (name, value) = convert_attr(a, &label, &mut self.ext)?;
+            let (name, value) = convert_attr(a, &label, &mut self.src)?;
             attrs.set(&name, value);
         }
         if !lenient {
@@ -407,7 +468,9 @@ impl<'m> Builder<'m> {
             Ok(t) => t,
             // Unknown ops (kept for inspection) and whatever reads their untyped results
             // keep their declared or placeholder types.
-            Err(_) if lenient || self.keep_unknown_ops => return Ok(()),
+            Err(_) if lenient || self.keep_unknown_ops => {
+                return self.check_outputs(&label, op_type, outs, &out_values)
+            }
             Err(IrError::Infer { msg, .. }) => return Err(bad(format!("type inference: {msg}"))),
             Err(other) => return Err(bad(other.to_string())),
         };
@@ -418,7 +481,7 @@ impl<'m> Builder<'m> {
                 out_values.len()
             )));
         }
-        for ((o, v), ty) in outs.iter().zip(out_values).zip(inferred) {
+        for ((o, &v), ty) in outs.iter().zip(&out_values).zip(inferred) {
             let ty = match self.declared.get(o.as_str()) {
                 Some(decl) => {
                     merge_types(&ty, decl).map_err(|msg| bad(format!("output `{o}`: {msg}")))?
@@ -427,7 +490,74 @@ impl<'m> Builder<'m> {
             };
             self.graph.set_type(v, ty);
         }
+        self.check_outputs(&label, op_type, outs, &out_values)
+    }
+
+    /// Refuse a node whose output types (inferred or declared) need more than the memory
+    /// budget: later nodes and the compiler never see a shape that cannot exist.
+    fn check_outputs(
+        &self,
+        label: &str,
+        op_type: &str,
+        names: &[String],
+        outs: &[ValueId],
+    ) -> OnnxResult<()> {
+        for (name, &v) in names.iter().zip(outs) {
+            self.src
+                .budget
+                .check_value(self.graph.ty(v))
+                .map_err(|msg| OnnxError::Limit {
+                    context: format!("node `{label}` ({op_type}), output `{name}`"),
+                    msg,
+                })?;
+        }
         Ok(())
+    }
+
+    /// Why input `name` of node `index` is not defined yet: missing from the model,
+    /// produced by a later node (out of order), or produced by a node that depends on
+    /// this one (a cycle, which no order can fix).
+    fn undefined_input(&self, index: usize, name: &str) -> String {
+        let producers: HashMap<&str, usize> = self
+            .gp
+            .node
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+            .filter(|(o, _)| !o.is_empty())
+            .collect();
+        let Some(&producer) = producers.get(name) else {
+            return format!(
+                "input `{name}` is not defined by a graph input, an initializer or any node"
+            );
+        };
+        match dependency_path(self.gp, &producers, producer, index) {
+            Some(path) => {
+                let labels: Vec<String> = path
+                    .iter()
+                    .chain(std::iter::once(&index))
+                    .filter_map(|&i| {
+                        self.gp
+                            .node
+                            .get(i)
+                            .map(|n| format!("`{}`", node_label(i, n)))
+                    })
+                    .collect();
+                format!(
+                    "input `{name}` depends on this node's own output: the graph has a cycle \
+                     ({}), which no node order can satisfy",
+                    labels.join(" -> ")
+                )
+            }
+            None => format!(
+                "input `{name}` is produced by a later node `{}` \
+                 (nodes must be in topological order)",
+                self.gp
+                    .node
+                    .get(producer)
+                    .map_or_else(String::new, |n| node_label(producer, n))
+            ),
+        }
     }
 
     /// Add a helper node with one output (named after `base`) that an older op form
@@ -502,7 +632,7 @@ impl<'m> Builder<'m> {
                 msg: "sparse constants are not supported".into(),
             });
         }
-        let (_, value) = convert_attr(a, label, &mut self.ext)?;
+        let (_, value) = convert_attr(a, label, &mut self.src)?;
         let tensor = constant_tensor(attr_name, value).map_err(|msg| OnnxError::Attribute {
             node: label.to_string(),
             attr: attr_name.to_string(),
@@ -567,6 +697,48 @@ fn attr_kind(a: &smelt_ir::Attr) -> &'static str {
         Attr::Strs(_) => "strings",
         Attr::Tensor(_) => "tensor",
     }
+}
+
+/// A chain of nodes `target, ..., from` in which each node feeds the next,
+/// when node `from` depends (through its inputs) on node `target`; `None` otherwise.
+/// Iterative with a visited set, so it is linear in the graph and cannot overflow the
+/// stack on a long chain.
+fn dependency_path(
+    gp: &GraphProto,
+    producers: &HashMap<&str, usize>,
+    from: usize,
+    target: usize,
+) -> Option<Vec<usize>> {
+    // `parent[j] = k`: node j was reached as a producer of one of node k's inputs.
+    let mut parent: HashMap<usize, usize> = HashMap::new();
+    let mut seen: HashSet<usize> = HashSet::from([from]);
+    let mut stack = vec![from];
+    while let Some(k) = stack.pop() {
+        if k == target {
+            let mut path = vec![k];
+            let mut at = k;
+            while let Some(&p) = parent.get(&at) {
+                path.push(p);
+                at = p;
+            }
+            // Data flows target -> ... -> from, and `from` feeds `target` again.
+            return Some(path);
+        }
+        let inputs = gp
+            .node
+            .get(k)
+            .map(|n| n.input.as_slice())
+            .unwrap_or_default();
+        for i in inputs {
+            if let Some(&j) = producers.get(i.as_str()) {
+                if seen.insert(j) {
+                    parent.insert(j, k);
+                    stack.push(j);
+                }
+            }
+        }
+    }
+    None
 }
 
 /// A node's name for errors: its ONNX name, else its op type and first output.

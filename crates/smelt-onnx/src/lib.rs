@@ -7,8 +7,10 @@
 //! `TensorProto` (the `.pb` inputs and outputs of ONNX's test data sets).
 //!
 //! Model files are untrusted input: every size is checked against the bytes present
-//! before anything is allocated, external data cannot leave the model's folder, and
-//! every failure is an [`OnnxError`] naming the file, node, tensor or value concerned.
+//! before anything is allocated, external data cannot leave the model's folder, the
+//! memory, node-count and nesting bounds of [`ImportLimits`] are enforced before the work
+//! they bound, and every failure is an [`OnnxError`] naming the file, node, tensor or
+//! value concerned.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -20,6 +22,7 @@ pub mod export;
 mod external;
 mod import;
 mod legacy;
+mod limits;
 mod mapping;
 mod opset;
 pub mod proto;
@@ -33,8 +36,10 @@ pub use export::{
     export_model, export_model_bytes, export_model_file, ExportOptions, ExportSummary,
 };
 pub use import::{
-    import_bytes, import_file, import_model_bytes, import_model_bytes_with, import_model_file,
-    import_model_file_with, ImportOptions, Imported,
+    import_bytes, import_file, import_model_bytes, import_model_bytes_with,
+    import_model_bytes_with_limits, import_model_file, import_model_file_with,
+    import_model_file_with_limits, ImportOptions, Imported,
 };
+pub use limits::ImportLimits;
 pub use opset::{MAX_OPSET, MIN_OPSET};
 pub use tensor_file::{read_tensor_file, tensor_from_bytes};

@@ -14,14 +14,24 @@ use smelt_ir::{DType, Tensor};
 use crate::dtype::dtype_or_err;
 use crate::error::{OnnxError, OnnxResult};
 use crate::external::ExternalFiles;
+use crate::limits::{dims_numel, Budget};
 use crate::proto::tensor_proto::DataLocation;
 use crate::proto::TensorProto;
 
+/// Where one import's tensor data comes from and how much of it may be taken.
+pub(crate) struct TensorSource {
+    /// External data files, confined to the model's folder.
+    pub(crate) ext: ExternalFiles,
+    /// The memory budget all constants share.
+    pub(crate) budget: Budget,
+}
+
 /// Decode `t` into a tensor. `label` names the tensor in errors when it has no name.
+/// The declared size is checked against the budget before the data is looked at.
 pub(crate) fn decode_tensor(
     t: &TensorProto,
     label: &str,
-    ext: &mut ExternalFiles,
+    src: &mut TensorSource,
 ) -> OnnxResult<Tensor> {
     let name = match t.name.as_deref() {
         Some(n) if !n.is_empty() => n,
@@ -37,11 +47,21 @@ pub(crate) fn decode_tensor(
         ));
     }
     let dtype = dtype_or_err(t.data_type.unwrap_or(0), || format!("tensor `{name}`"))?;
+    let limit = |msg: String| OnnxError::Limit {
+        context: format!("tensor `{name}`"),
+        msg,
+    };
+    // Negative dims first (a malformed tensor), then the size against the budget, all
+    // before any data is touched.
     let shape = dims_to_shape(&t.dims).map_err(bad)?;
-    let numel = shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| bad(format!("element count of dims {:?} overflows", t.dims)))?;
+    let numel64 = dims_numel(&t.dims).map_err(limit)?;
+    src.budget.take(dtype, numel64, &t.dims).map_err(limit)?;
+    let numel = usize::try_from(numel64).map_err(|_| {
+        bad(format!(
+            "element count of dims {:?} overflows usize",
+            t.dims
+        ))
+    })?;
     let ir = |source| OnnxError::Ir {
         context: format!("tensor `{name}`"),
         source,
@@ -63,7 +83,7 @@ pub(crate) fn decode_tensor(
     }
 
     let stored = if is_external(t) {
-        let data = ext.load(name, &t.external_data)?;
+        let data = src.ext.load(name, &t.external_data)?;
         from_le_bytes(dtype, numel, data).map_err(bad)?
     } else if let Some(raw) = t
         .raw_data

@@ -15,14 +15,16 @@ use smelt_ir::Tensor;
 
 use crate::error::{OnnxError, OnnxResult};
 use crate::external::ExternalFiles;
+use crate::limits::{Budget, ImportLimits};
 use crate::proto::TensorProto;
-use crate::tensor::decode_tensor;
+use crate::tensor::{decode_tensor, TensorSource};
 
 /// Read a file holding one serialized `TensorProto` into a [`Tensor`].
 ///
 /// Errors name the file when the protobuf is malformed and the tensor (by its `name`, or
 /// the file name when it has none) when its contents are: an element type smelt has no
-/// counterpart for, dims that disagree with the data, out-of-range typed entries.
+/// counterpart for, dims that disagree with the data, out-of-range typed entries, a
+/// declared size over the default memory budget ([`ImportLimits`](crate::ImportLimits)).
 pub fn read_tensor_file(path: impl AsRef<Path>) -> OnnxResult<Tensor> {
     let path = path.as_ref();
     let data = std::fs::read(path).map_err(|source| OnnxError::Io {
@@ -41,8 +43,11 @@ pub fn tensor_from_bytes(data: Bytes, label: &str, base_dir: Option<&Path>) -> O
         tensor: label.to_string(),
         msg: format!("not a valid TensorProto: {e}"),
     })?;
-    let mut ext = ExternalFiles::new(base_dir);
-    decode_tensor(&proto, label, &mut ext)
+    let mut src = TensorSource {
+        ext: ExternalFiles::new(base_dir),
+        budget: Budget::new(ImportLimits::default().max_memory_bytes),
+    };
+    decode_tensor(&proto, label, &mut src)
 }
 
 #[cfg(test)]
