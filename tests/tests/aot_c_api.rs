@@ -85,8 +85,22 @@ fn c_and_jit(
     kind: ArtifactKind,
     name: &str,
 ) -> Vec<(Tensor, Tensor)> {
+    c_and_jit_with(model, inputs, kind, name, smelt::Backend::Cranelift)
+}
+
+fn c_and_jit_with(
+    model: &Model,
+    inputs: &[Tensor],
+    kind: ArtifactKind,
+    name: &str,
+    backend: smelt::Backend,
+) -> Vec<(Tensor, Tensor)> {
     let dir = scratch(name);
-    let compiled = Compiled::new(model.graph.clone(), CompileOptions::default()).unwrap();
+    let opts = CompileOptions {
+        backend,
+        ..CompileOptions::default()
+    };
+    let compiled = Compiled::new(model.graph.clone(), opts).unwrap();
     let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
     let ext = if kind == ArtifactKind::Object {
         "o"

@@ -22,19 +22,28 @@
 //! `target-cpu`/`target-features` attributes (the host's unless [`Options`] say
 //! otherwise), so the vectorisers use the host's widest vectors. Float accumulations
 //! inside reduce loops (`t = t op e`) carry the `reassoc` and `contract` fast-math
-//! flags so they vectorise; everything else keeps strict IEEE semantics.
+//! flags so they vectorise (the float arithmetic inside reduce loops may contract into
+//! FMAs); everything else keeps strict IEEE semantics. Kernels whose reduce loop reads
+//! contiguously along the innermost *output* loop (matmuls, reductions over outer
+//! axes, stride-1 convolutions) are emitted blocked over their output points so that
+//! the vectorised loop is that contiguous one, with the accumulators in registers
+//! (see `block.rs`).
 //!
-//! Semantics match the Cranelift backend: integer division by zero gives 0,
-//! float-to-integer casts saturate (NaN gives 0) and truncate toward zero, `bool` is an
-//! `i8` holding 0 or 1, float `max`/`min` propagate NaN (`llvm.maximum`/`llvm.minimum`).
-//! `exp`, `log`, `sqrt` and `pow` are LLVM intrinsics; `tanh` and `erf` call the C
-//! library's `tanh[f]`/`erf[f]` (in the JIT these and the other math symbols are bound
-//! to Rust implementations). f16, bf16, the low-precision float formats, packed 4-bit
-//! integers and strings are refused with [`CodegenError::Unsupported`].
+//! Semantics match the Cranelift backend: integer division by zero gives 0 (and
+//! `MIN / -1` wraps instead of trapping), float-to-integer casts saturate (NaN gives 0)
+//! and truncate toward zero, `bool` is an `i8` holding 0 or 1, float `max`/`min`
+//! propagate NaN (`llvm.maximum`/`llvm.minimum`). f32 `exp`, `erf` and `tanh` are the
+//! same inline polynomials as Cranelift's (so they vectorise; `exp` clamps its input to
+//! [-87.34, 88.38]); `log`, `sqrt`, `pow` and f64 `exp` are LLVM intrinsics; f64 `tanh`
+//! and `erf` call the C library (in the JIT every math symbol is bound to a Rust
+//! implementation). f16, bf16, the low-precision float formats, packed 4-bit integers
+//! and strings are refused with [`CodegenError::Unsupported`].
 
 mod block;
 mod emit;
+mod expr;
 mod jit;
+mod math;
 mod target;
 
 use smelt_lower::KernelProgram;

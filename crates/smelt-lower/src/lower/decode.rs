@@ -10,9 +10,56 @@ use smelt_ir::{
     ValueId,
 };
 
-use super::{index_for, node_err, strides, Lowering};
+use super::{node_err, strides, Lowering};
 use crate::error::LowerError;
 use crate::ir::*;
+
+/// How one axis of a tensor is addressed in a load.
+#[derive(Debug, Clone)]
+pub(crate) enum Coord {
+    /// By a loop variable.
+    Var(Var),
+    /// By an `i64` expression (a gathered index).
+    Expr(Expr),
+    /// Always 0 (a broadcast axis).
+    Zero,
+}
+
+impl Coord {
+    fn of(axis: Option<Var>) -> Coord {
+        axis.map_or(Coord::Zero, Coord::Var)
+    }
+
+    /// The coordinate divided by `size` (the block it falls in).
+    fn block(&self, size: u32) -> Coord {
+        let div = |e: Expr| {
+            Expr::binary(
+                BinaryOp::Div,
+                e,
+                Expr::lit(f64::from(size.max(1)), DType::I64),
+            )
+        };
+        match self {
+            Coord::Var(v) => Coord::Expr(div(Expr::Var(*v))),
+            Coord::Expr(e) => Coord::Expr(div(e.clone())),
+            Coord::Zero => Coord::Zero,
+        }
+    }
+}
+
+/// The row-major index of `coords` into a tensor of `shape`.
+fn index_at(shape: &[Size], coords: &[Coord]) -> Index {
+    let st = strides(shape);
+    let mut idx = Index::default();
+    for (c, s) in coords.iter().zip(st) {
+        match c {
+            Coord::Var(v) => idx.terms.push((*v, s)),
+            Coord::Expr(e) => idx.dynamic.push((e.clone(), s)),
+            Coord::Zero => {}
+        }
+    }
+    idx
+}
 
 /// The buffers of an encoded constant and how to combine them.
 #[derive(Debug, Clone)]
@@ -142,58 +189,52 @@ impl Lowering<'_> {
         v: ValueId,
         axes: &[Option<Var>],
     ) -> Result<Expr, LowerError> {
+        let coords: Vec<Coord> = axes.iter().map(|a| Coord::of(*a)).collect();
+        self.load_value_at(n, v, &coords)
+    }
+
+    /// The element of `v` at `coords`, decoding it in place when `v` is an encoded
+    /// constant: `(code − zero_point) · scale`, with the scale (and zero point) of the
+    /// block the element falls in.
+    pub(super) fn load_value_at(
+        &self,
+        n: NodeId,
+        v: ValueId,
+        coords: &[Coord],
+    ) -> Result<Expr, LowerError> {
         let Some(d) = self.decoded.get(&v) else {
             let b = self.buf(n, v)?;
             return Ok(Expr::Load(
                 b,
-                index_for(&self.program.buffer(b).shape, axes),
+                index_at(&self.program.buffer(b).shape, coords),
             ));
         };
-        let code_dtype = self.program.buffer(d.codes).dtype;
         let code = Expr::Cast(
             DType::F32,
-            Box::new(Expr::Load(d.codes, index_for(&d.shape, axes))),
+            Box::new(Expr::Load(d.codes, index_at(&d.shape, coords))),
         );
         let scale_shape = self.program.buffer(d.scales).shape.clone();
         let scale_index = match d.granularity {
             Granularity::Tensor => Index::default(),
-            Granularity::Channel { axis } => Index::affine(
-                axes.get(axis)
-                    .copied()
-                    .flatten()
-                    .map(|v| (v, Size::known(1)))
-                    .into_iter()
-                    .collect(),
-            ),
+            Granularity::Channel { axis } => {
+                let c = coords.get(axis).cloned().unwrap_or(Coord::Zero);
+                index_at(&scale_shape, std::slice::from_ref(&c))
+            }
             Granularity::Block { axis, size } => {
-                let st = strides(&scale_shape);
-                let mut idx = Index::default();
-                for (j, a) in axes.iter().enumerate() {
-                    let Some(var) = a else { continue };
-                    if j == axis {
-                        // Block `k / size` of the reduction axis.
-                        let block = Expr::binary(
-                            BinaryOp::Div,
-                            Expr::Var(*var),
-                            Expr::lit(f64::from(size.max(1)), DType::I64),
-                        );
-                        idx.dynamic.push((block, st[j].clone()));
-                    } else {
-                        idx.terms.push((*var, st[j].clone()));
-                    }
-                }
-                idx
+                let blocked: Vec<Coord> = coords
+                    .iter()
+                    .enumerate()
+                    .map(|(j, c)| if j == axis { c.block(size) } else { c.clone() })
+                    .collect();
+                index_at(&scale_shape, &blocked)
             }
         };
         let centred = match d.zero_points {
-            Some(zp) => {
-                debug_assert_eq!(self.program.buffer(zp).dtype, code_dtype);
-                Expr::binary(
-                    BinaryOp::Sub,
-                    code,
-                    Expr::Cast(DType::F32, Box::new(Expr::Load(zp, scale_index.clone()))),
-                )
-            }
+            Some(zp) => Expr::binary(
+                BinaryOp::Sub,
+                code,
+                Expr::Cast(DType::F32, Box::new(Expr::Load(zp, scale_index.clone()))),
+            ),
             None => code,
         };
         Ok(Expr::binary(

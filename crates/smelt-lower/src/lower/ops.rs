@@ -8,6 +8,7 @@
 
 use smelt_ir::{DType, Graph, NodeId, OpKind, ValueId};
 
+use super::decode::Coord;
 use super::{default_schedule, index_for, node_err, strides, KernelBuilder, Lowering, Role};
 use crate::error::LowerError;
 use crate::ir::*;
@@ -707,7 +708,8 @@ impl Lowering<'_> {
         body: &mut Vec<Stmt>,
     ) -> Result<Expr, LowerError> {
         let g = self.graph;
-        let (db, ds) = self.shape(n, self.input(n, 0)?)?;
+        let table = self.input(n, 0)?;
+        let ds = self.value_shape(n, table)?;
         let iv = self.input(n, 1)?;
         let (ib, is) = self.shape(n, iv)?;
         let it = g.ty(iv).dtype;
@@ -761,23 +763,20 @@ impl Lowering<'_> {
                 lit_i(0),
             ),
         ));
-        let dst = strides(&ds);
-        let mut terms = vec![];
-        for j in 0..r {
-            if j < axis {
-                terms.push((vars[j], dst[j].clone()));
-            } else if j > axis {
-                terms.push((vars[q + j - 1], dst[j].clone()));
-            }
-        }
-        Ok(Expr::Load(
-            db,
-            Index {
-                terms,
-                dynamic: vec![(l(), dst[axis].clone())],
-                offset: 0,
-            },
-        ))
+        // The gathered axis is addressed by the clamped index; the others by the
+        // output's loop variables. An encoded table decodes in place.
+        let coords: Vec<Coord> = (0..r)
+            .map(|j| {
+                if j < axis {
+                    Coord::Var(vars[j])
+                } else if j == axis {
+                    Coord::Expr(l())
+                } else {
+                    Coord::Var(vars[q + j - 1])
+                }
+            })
+            .collect();
+        self.load_value_at(n, table, &coords)
     }
 
     /// Slice with constant starts, ends, axes and steps (or the attributes of opset < 10).
