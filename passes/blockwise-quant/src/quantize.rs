@@ -233,7 +233,6 @@ pub fn stored_bytes(q: &Quantized, bits: u8, format: ScaleFormat) -> usize {
     codes + q.scales.len() * scale_bytes + zps
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
