@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use smelt::{Backend, CompileOptions, Compiled, Dim, Driver, Graph, OpKind, PassContext, Tensor};
+use smelt::{Backend, CompileOptions, Compiled, Dim, Driver, Graph, OpKind, Tensor};
 
 use crate::inputs::{load_inputs, parse_binding, synthesize_with};
 use crate::opt::{load, parse_dim};
@@ -46,6 +46,10 @@ pub struct BenchArgs {
     /// Also time every kernel and print the slowest (stderr).
     #[arg(long)]
     pub profile: bool,
+    /// Calibration data for data-driven passes: NAME=FILE.npy per model input, samples
+    /// along the first axis (repeatable).
+    #[arg(long = "calib", value_name = "NAME=FILE.npy", value_parser = crate::inputs::parse_binding)]
+    pub calib: Vec<(String, PathBuf)>,
 }
 
 /// The named dims of the inputs in order of first appearance.
@@ -106,9 +110,10 @@ pub fn matmul_flops(g: &Graph) -> u64 {
 
 pub fn bench(a: BenchArgs) -> Result<()> {
     let mut model = load(&a.model, &[])?;
+    let mut cx = crate::calib::pass_context(&model.graph, &a.calib)?;
     Driver::new()
         .pass_manager(&a.pipeline)?
-        .run(&mut model.graph, &mut PassContext::default())?;
+        .run(&mut model.graph, &mut cx)?;
     let mut sizes: HashMap<String, usize> = a
         .dims
         .iter()

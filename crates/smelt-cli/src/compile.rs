@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 use smelt::aot::ArtifactKind;
-use smelt::{Backend, CompileOptions, Compiled, Dim, Driver, PassContext};
+use smelt::{Backend, CompileOptions, Compiled, Dim, Driver};
 
 use crate::opt::{load, parse_dim};
 
@@ -33,6 +33,10 @@ pub struct CompileArgs {
     /// instead of building an artifact.
     #[arg(long)]
     pub print_kernels: bool,
+    /// Calibration data for data-driven passes: NAME=FILE.npy per model input, samples
+    /// along the first axis (repeatable).
+    #[arg(long = "calib", value_name = "NAME=FILE.npy", value_parser = crate::inputs::parse_binding)]
+    pub calib: Vec<(String, PathBuf)>,
 }
 
 pub fn compile(a: CompileArgs) -> Result<()> {
@@ -50,9 +54,10 @@ pub fn compile(a: CompileArgs) -> Result<()> {
         );
     }
     let mut model = load(&a.model, &[])?;
+    let mut cx = crate::calib::pass_context(&model.graph, &a.calib)?;
     Driver::new()
         .pass_manager(&a.pipeline)?
-        .run(&mut model.graph, &mut PassContext::default())?;
+        .run(&mut model.graph, &mut cx)?;
     let sizes: HashMap<&str, u64> = a.dims.iter().map(|(n, v)| (n.as_str(), *v)).collect();
     let g = &model.graph;
     let mut shapes = vec![];

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use smelt::onnx::{ExportOptions, OnnxError};
-use smelt::{Driver, PassContext};
+use smelt::Driver;
 
 use crate::opt::{load, parse_dim};
 
@@ -31,6 +31,10 @@ pub struct ExportArgs {
     /// Fix a symbolic dim to a size before exporting, e.g. `--dim batch=1` (repeatable).
     #[arg(long = "dim", value_name = "NAME=SIZE", value_parser = parse_dim)]
     pub dims: Vec<(String, u64)>,
+    /// Calibration data for data-driven passes: NAME=FILE.npy per model input, samples
+    /// along the first axis (repeatable).
+    #[arg(long = "calib", value_name = "NAME=FILE.npy", value_parser = crate::inputs::parse_binding)]
+    pub calib: Vec<(String, PathBuf)>,
 }
 
 /// A parsed `--external-threshold`.
@@ -74,9 +78,10 @@ pub fn export(a: ExportArgs) -> Result<()> {
         );
     }
     let mut model = load(&a.model, &a.dims)?;
+    let mut cx = crate::calib::pass_context(&model.graph, &a.calib)?;
     let runs = Driver::new()
         .pass_manager(&a.pipeline)?
-        .run(&mut model.graph, &mut PassContext::default())?;
+        .run(&mut model.graph, &mut cx)?;
     for r in &runs {
         eprintln!(
             "{:<16} {:>8.2} ms  ops {} -> {}  {}",

@@ -1,6 +1,7 @@
 //! `smelt`: inspect, optimise and run neural-network models.
 
 mod bench;
+mod calib;
 mod compile;
 mod export;
 mod inputs;

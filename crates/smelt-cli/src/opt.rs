@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use smelt::ir::pass::PrintIr;
-use smelt::{Driver, Model, PassContext};
+use smelt::{Driver, Model};
 
 /// Arguments of `smelt opt`.
 #[derive(Args)]
@@ -32,6 +32,10 @@ pub struct OptArgs {
     /// after the pipeline (repeatable; each file runs as its own pass `rules:<stem>`).
     #[arg(long = "rules", value_name = "FILE")]
     pub rules: Vec<PathBuf>,
+    /// Calibration data for data-driven passes: NAME=FILE.npy per model input, samples
+    /// along the first axis (repeatable).
+    #[arg(long = "calib", value_name = "NAME=FILE.npy", value_parser = crate::inputs::parse_binding)]
+    pub calib: Vec<(String, PathBuf)>,
 }
 
 /// Parse `name=size`.
@@ -85,7 +89,8 @@ pub fn opt(a: OptArgs) -> Result<()> {
         PrintIr::Never
     };
     pm.print_ir(when, None);
-    let runs = pm.run(&mut model.graph, &mut PassContext::default())?;
+    let mut cx = crate::calib::pass_context(&model.graph, &a.calib)?;
+    let runs = pm.run(&mut model.graph, &mut cx)?;
     for r in &runs {
         eprintln!(
             "{:<16} {:>8.2} ms  ops {} -> {}  {}",

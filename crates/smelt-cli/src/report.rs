@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use smelt::{Backend, CompileOptions, Compiled, Driver, Model, PassContext, Tensor};
+use smelt::{Backend, CompileOptions, Compiled, Driver, Model, Tensor};
 
 use crate::inputs::{load_inputs, parse_binding, sibling, sibling_inputs, synthesize_missing};
 use crate::inspect::group_digits;
@@ -36,6 +36,10 @@ pub struct ReportArgs {
     /// Worker threads for the compiled model (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Calibration data for data-driven passes: NAME=FILE.npy per model input, samples
+    /// along the first axis (repeatable).
+    #[arg(long = "calib", value_name = "NAME=FILE.npy", value_parser = crate::inputs::parse_binding)]
+    pub calib: Vec<(String, PathBuf)>,
 }
 
 pub fn report(a: ReportArgs) -> Result<()> {
@@ -53,7 +57,10 @@ pub fn report(a: ReportArgs) -> Result<()> {
 
     let mut optimised = original.clone();
     let mut pm = Driver::new().pass_manager(&a.pipeline)?;
-    let runs = pm.run(&mut optimised.graph, &mut PassContext::default())?;
+    let runs = pm.run(
+        &mut optimised.graph,
+        &mut crate::calib::pass_context(g0, &a.calib)?,
+    )?;
     println!("pipeline `{}`:", a.pipeline);
     for r in &runs {
         println!(

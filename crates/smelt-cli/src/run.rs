@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use smelt::{Backend, CompileOptions, Compiled, Driver, PassContext, Tensor};
+use smelt::{Backend, CompileOptions, Compiled, Driver, Tensor};
 
 use crate::inputs::{load_inputs, parse_binding};
 use crate::opt::{load, parse_dim};
@@ -35,13 +35,18 @@ pub struct RunArgs {
     /// Worker threads for compiled code (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Calibration data for data-driven passes: NAME=FILE.npy per model input, samples
+    /// along the first axis (repeatable).
+    #[arg(long = "calib", value_name = "NAME=FILE.npy", value_parser = crate::inputs::parse_binding)]
+    pub calib: Vec<(String, PathBuf)>,
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
     let mut model = load(&a.model, &a.dims)?;
+    let mut cx = crate::calib::pass_context(&model.graph, &a.calib)?;
     Driver::new()
         .pass_manager(&a.pipeline)?
-        .run(&mut model.graph, &mut PassContext::default())?;
+        .run(&mut model.graph, &mut cx)?;
     let inputs = load_inputs(&model.graph, &a.inputs)?;
     let named: Vec<(&str, Tensor)> = inputs
         .iter()
