@@ -444,10 +444,18 @@ impl Emitter<'_, '_> {
                 }
             }
             (true, false) => {
-                if to.is_unsigned_int() {
-                    self.b.ins().fcvt_to_uint_sat(ty, v)
+                // x86 converts to 32- and 64-bit integers only: narrower targets go
+                // through i32 and keep its low bits, as the reference evaluator does.
+                let wide = if ty.bits() < 32 { types::I32 } else { ty };
+                let w = if to.is_unsigned_int() {
+                    self.b.ins().fcvt_to_uint_sat(wide, v)
                 } else {
-                    self.b.ins().fcvt_to_sint_sat(ty, v)
+                    self.b.ins().fcvt_to_sint_sat(wide, v)
+                };
+                if wide == ty {
+                    w
+                } else {
+                    self.b.ins().ireduce(ty, w)
                 }
             }
             (false, true) => {

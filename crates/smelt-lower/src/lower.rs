@@ -106,7 +106,8 @@ fn role(op: &OpKind) -> Option<Role> {
         Identity | Reshape | Squeeze | Unsqueeze | Flatten => Role::View,
         Add | Sub | Mul | Div | Pow | Max | Min | Relu | Sigmoid | Tanh | Exp | Log | Sqrt
         | Neg | Abs | Erf | Gelu | Where | Equal | Less | LessOrEqual | Greater
-        | GreaterOrEqual | Cast | Reciprocal | Not | And | Or | Clip | Sign => Role::Elementwise,
+        | GreaterOrEqual | Cast | Reciprocal | Not | And | Or | Clip | Sign | QuantizeLinear
+        | DequantizeLinear => Role::Elementwise,
         MatMul => Role::MatMul,
         Softmax | LayerNormalization => Role::Row,
         Transpose => Role::Transpose,
@@ -981,6 +982,7 @@ fn elementwise(
             let (b, _) = it.next().expect("arity checked");
             Expr::Select(Box::new(c), Box::new(a), Box::new(b))
         }
+        QuantizeLinear | DequantizeLinear => quant_linear(graph, n, args, t)?,
         _ => {
             arity(1)?;
             let (x, xt) = args.into_iter().next().expect("arity checked");
@@ -1070,6 +1072,109 @@ fn elementwise(
                 _ => return Err(node_err(graph, n, "not an elementwise op")),
             }
         }
+    })
+}
+
+/// QuantizeLinear / DequantizeLinear with per-tensor or last-axis scales (the scale
+/// and zero point broadcast from the right, which is the ONNX meaning only when the
+/// quantization axis is the last one): `q = saturate(round_half_even(x / s) + z)` and
+/// `x = (q − z) · s`.
+fn quant_linear(
+    graph: &Graph,
+    n: NodeId,
+    args: Vec<(Expr, smelt_ir::DType)>,
+    t: smelt_ir::DType,
+) -> Result<Expr, LowerError> {
+    let node = graph.node(n);
+    if node.attrs.int_or("block_size", 0) != 0 {
+        return Err(node_err(
+            graph,
+            n,
+            "blocked Q/DQ (block_size) is not lowered yet",
+        ));
+    }
+    let x_rank = node
+        .inputs
+        .first()
+        .copied()
+        .flatten()
+        .and_then(|v| graph.ty(v).dims().map(|d| d.len()))
+        .unwrap_or(0);
+    let per_axis = node
+        .inputs
+        .get(1)
+        .copied()
+        .flatten()
+        .and_then(|v| graph.ty(v).dims().map(|d| d.len()))
+        .unwrap_or(0)
+        == 1;
+    if per_axis {
+        let axis = node.attrs.int_or("axis", 1);
+        let axis = if axis < 0 { axis + x_rank as i64 } else { axis };
+        if axis != x_rank as i64 - 1 {
+            return Err(node_err(
+                graph,
+                n,
+                format!("per-axis Q/DQ on axis {axis} of a rank-{x_rank} input (only the last axis is lowered yet)"),
+            ));
+        }
+    }
+    let mut it = args.into_iter();
+    let (x, xt) = it.next().ok_or_else(|| node_err(graph, n, "no input"))?;
+    let (s, st) = it.next().ok_or_else(|| node_err(graph, n, "no scale"))?;
+    let f = smelt_ir::DType::F32;
+    let to_f32 = |e: Expr, et: smelt_ir::DType| {
+        if et == f {
+            e
+        } else {
+            Expr::Cast(f, Box::new(e))
+        }
+    };
+    let s = to_f32(s, st);
+    let zp = it.next().map(|(z, zt)| to_f32(z, zt));
+    Ok(if node.op == OpKind::DequantizeLinear {
+        let q = to_f32(x, xt);
+        let centred = match zp {
+            Some(z) => Expr::binary(BinaryOp::Sub, q, z),
+            None => q,
+        };
+        Expr::binary(BinaryOp::Mul, centred, s)
+    } else {
+        let (lo, hi) = match t {
+            smelt_ir::DType::U8 => (0.0, 255.0),
+            smelt_ir::DType::I8 => (-128.0, 127.0),
+            other => {
+                return Err(node_err(
+                    graph,
+                    n,
+                    format!("quantizing to {other} is not lowered yet"),
+                ))
+            }
+        };
+        // Round half to even by the 1.5·2^23 trick: after clamping |v| < 2^22, adding
+        // and subtracting the constant leaves v rounded by the FPU's own rounding.
+        let magic = Expr::lit(12_582_912.0, f);
+        let v = Expr::binary(BinaryOp::Div, to_f32(x, xt), s);
+        let v = Expr::binary(
+            BinaryOp::Min,
+            Expr::binary(BinaryOp::Max, v, Expr::lit(-4_194_304.0, f)),
+            Expr::lit(4_194_304.0, f),
+        );
+        let r = Expr::binary(
+            BinaryOp::Sub,
+            Expr::binary(BinaryOp::Add, v, magic.clone()),
+            magic,
+        );
+        let r = match zp {
+            Some(z) => Expr::binary(BinaryOp::Add, r, z),
+            None => r,
+        };
+        let r = Expr::binary(
+            BinaryOp::Min,
+            Expr::binary(BinaryOp::Max, r, Expr::lit(lo, f)),
+            Expr::lit(hi, f),
+        );
+        Expr::Cast(t, Box::new(r))
     })
 }
 

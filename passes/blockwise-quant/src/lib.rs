@@ -9,8 +9,9 @@
 //!
 //! Options (`blockwise-quant{weights=8,block=64,scale=f16,symmetric=true}`):
 //! - `weights`: code bits, 8 or 4;
-//! - `activations`: 0 (weights only). Quantizing activations needs calibration data and
-//!   is refused with a clear error until it lands;
+//! - `activations`: 0 (weights only) or 8: every matmul's activation inputs get a
+//!   QuantizeLinear/DequantizeLinear pair with static int8 scales per block of the
+//!   reduction axis, calibrated on the `--calib` samples (largest magnitude per block);
 //! - `block`: elements per scale block along the reduction axis;
 //! - `scale`: `f32`, `f16` or `pow2` (requantization becomes a shift);
 //! - `symmetric`: signed codes without zero points, or unsigned codes with a zero point
@@ -21,6 +22,7 @@
 //!
 //! Written only against `smelt-ir`'s public API, as any user's pass would be.
 
+pub mod activations;
 pub mod quantize;
 
 use std::collections::HashMap;
@@ -51,6 +53,8 @@ pub struct BlockwiseQuant {
     pub embedding: bool,
     /// Choose each block's clipping by least squared error instead of its min/max.
     pub mse_search: bool,
+    /// Quantize matmul activations to int8 with calibrated blockwise scales.
+    pub activations: bool,
 }
 
 impl Default for BlockwiseQuant {
@@ -63,6 +67,7 @@ impl Default for BlockwiseQuant {
             matmul: true,
             embedding: true,
             mse_search: true,
+            activations: false,
         }
     }
 }
@@ -83,7 +88,7 @@ pub fn register(reg: &mut PassRegistry) {
                 name: "activations",
                 kind: OptionKind::Int { min: 0, max: 8 },
                 default: Some("0"),
-                help: "code bits for activations (0: weights only; 8 needs calibration, not available yet)",
+                help: "code bits for matmul activations: 0 (weights only) or 8 (calibrated blockwise int8 Q/DQ; needs --calib)",
             },
             OptionSpec {
                 name: "block",
@@ -137,9 +142,9 @@ impl BlockwiseQuant {
             )));
         }
         let act = o.int("activations").unwrap_or(0);
-        if act != 0 {
+        if act != 0 && act != 8 {
             return Err(option_error(format!(
-                "activations={act}: activation quantization needs calibration data, which this version of the pass does not take; use activations=0 (weights only)"
+                "activations={act}: activations are quantized to 8 bits (or 0: weights only)"
             )));
         }
         let scale = match o.get("scale").unwrap_or("f16") {
@@ -156,6 +161,7 @@ impl BlockwiseQuant {
             matmul: false,
             embedding: false,
             mse_search: o.get("search").unwrap_or("mse") == "mse",
+            activations: act == 8,
         };
         for family in ops.split('+').filter(|f| !f.is_empty()) {
             match family {
@@ -310,6 +316,11 @@ impl Pass for BlockwiseQuant {
             after += bytes;
             count += 1;
         }
+        let activations = if self.activations {
+            crate::activations::quantize_activations(g, cx, self.block, self.scale)?
+        } else {
+            0
+        };
         // The f32 originals go once nothing reads them (the pass leaves no dead weights).
         for &w in done.keys() {
             if !g.is_used(w) {
@@ -318,16 +329,22 @@ impl Pass for BlockwiseQuant {
                 }
             }
         }
-        if count == 0 {
+        if count == 0 && activations == 0 {
             return Ok(PassReport::unchanged());
         }
-        let note = format!(
+        let mut note = format!(
             "{count} weights quantized to {} bits (block {}, {} scales): {before} -> {after} bytes ({:.2}x)",
             self.weight_bits,
             self.block,
             self.scale_kind().name(),
             before as f64 / after.max(1) as f64
         );
+        if self.activations {
+            note.push_str(&format!(
+                "; {activations} matmul activations quantized to int8 (calibrated, block {})",
+                self.block
+            ));
+        }
         cx.note(note.clone());
         Ok(PassReport::changed(note))
     }
