@@ -25,12 +25,14 @@
 //!
 //! What ONNX cannot hold is refused rather than approximated: constants with an
 //! [`Encoding`](smelt_ir::Encoding) other than `plain` fail with an error naming the
-//! constant and its encoding (no ONNX form for encoded weights is implemented yet).
+//! constant and its encoding (blockwise-integer weights are written as their codes and
+//! scales with a DequantizeLinear node; other encodings have no ONNX form yet).
 //! What is not kept: the names of `const` nodes (ONNX gives initializers and `Constant`
 //! nodes no name the importer reads), and model metadata the graph does not hold (the
 //! producer becomes `smelt`).
 
 mod attr;
+mod encoded;
 mod external;
 mod opset;
 mod tensor;
@@ -230,6 +232,9 @@ struct Built {
 }
 
 fn build(graph: &Graph, options: &ExportOptions) -> OnnxResult<Built> {
+    // Encoded weights become their parts plus DequantizeLinear (see export/encoded.rs).
+    let materialized = encoded::materialize(graph)?;
+    let graph: &Graph = &materialized;
     let order = graph.topo_order().map_err(|source| OnnxError::Ir {
         context: format!("ordering the nodes of graph `{}`", graph.name),
         source,

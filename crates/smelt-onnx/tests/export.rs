@@ -372,11 +372,11 @@ fn opset_and_ir_version() {
 }
 
 #[test]
-fn encoded_constants_are_refused_by_name() {
+fn blockwise_constants_export_as_dequantize_linear() {
     let mut g = Graph::new("q");
     let x = g.add_input("x", TensorType::known(DType::F32, &[2, 4]));
     let codes = Tensor::from_bytes(DType::I4, vec![4, 3], Bytes::from(vec![0x21u8; 6])).unwrap();
-    let scales = Tensor::from_vec(vec![2, 3], vec![0.5f32; 6]).unwrap();
+    let scales = Tensor::from_vec(vec![2, 3], vec![0.5f32, 0.25, 1.0, 2.0, 0.5, 0.125]).unwrap();
     let enc = Encoding::BlockwiseInt {
         bits: 4,
         signed: true,
@@ -408,13 +408,79 @@ fn encoded_constants_are_refused_by_name() {
         )
         .unwrap();
     g.set_outputs(vec![y]);
+    let model = export_model(&g, &ExportOptions::default()).unwrap();
+    let gp = model.graph.as_ref().unwrap();
+    let dq = gp
+        .node
+        .iter()
+        .find(|n| n.op_type.as_deref() == Some("DequantizeLinear"))
+        .expect("a DequantizeLinear node rebuilds the weight");
+    let attr = |name: &str| {
+        dq.attribute
+            .iter()
+            .find(|a| a.name.as_deref() == Some(name))
+            .and_then(|a| a.i)
+    };
+    assert_eq!(attr("axis"), Some(0));
+    assert_eq!(attr("block_size"), Some(2));
+    assert!(dq.output.iter().any(|o| o == "fc.weight"));
+    // Re-imported, the DequantizeLinear computes the weight the encoding means.
+    let back = import_model_bytes_with(
+        Bytes::from(model.encode_to_vec()),
+        None,
+        &smelt_onnx::ImportOptions::default(),
+    )
+    .unwrap()
+    .graph;
+    let xv =
+        Tensor::from_vec(vec![2, 4], vec![1.0f32, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, -1.0]).unwrap();
+    let want = smelt_interp::run(&g, &[("x", xv.clone())]).unwrap();
+    let got = smelt_interp::run(&back, &[("x", xv)]).unwrap();
+    assert_eq!(
+        want[0].1.to_vec::<f32>().unwrap(),
+        got[0].1.to_vec::<f32>().unwrap()
+    );
+}
+
+#[test]
+fn encodings_without_an_onnx_form_are_refused_by_name() {
+    let mut g = Graph::new("q");
+    let x = g.add_input("x", TensorType::known(DType::F32, &[2, 4]));
+    let codes = Tensor::from_vec(vec![4, 3], vec![0x3u8; 12]).unwrap();
+    let scales = Tensor::from_vec(vec![], vec![0.5f32]).unwrap();
+    let enc = Encoding::Shift {
+        bits: 4,
+        granularity: Granularity::Tensor,
+        scale: ScaleKind::F32,
+    };
+    let parts = vec![
+        Part {
+            name: "codes".into(),
+            tensor: codes,
+        },
+        Part {
+            name: "scales".into(),
+            tensor: scales,
+        },
+    ];
+    let w = g.add_const(
+        "fc.weight",
+        Constant::encoded(DType::F32, vec![4, 3], enc, parts).unwrap(),
+    );
+    let y = g
+        .add_simple(
+            OpKind::MatMul,
+            Attrs::new(),
+            &[x, w],
+            "y",
+            TensorType::known(DType::F32, &[2, 3]),
+        )
+        .unwrap();
+    g.set_outputs(vec![y]);
     let e = export_model(&g, &ExportOptions::default()).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, OnnxError::Tensor { ref tensor, .. } if tensor == "fc.weight"));
-    assert!(
-        msg.contains("blockwise<i4, axis=0, block=2, scale=f32>") && msg.contains("plain"),
-        "{msg}"
-    );
+    assert!(msg.contains("no ONNX form"), "{msg}");
     // The file export fails the same way and writes nothing.
     let dir = TempDir::new("encoded");
     assert!(export_model_file(&g, &dir.join("q.onnx"), &ExportOptions::default()).is_err());
