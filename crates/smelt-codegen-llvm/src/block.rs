@@ -39,8 +39,9 @@ pub(crate) fn rows_per_block(features: &str) -> u64 {
 pub(crate) const COLS: u64 = 32;
 /// Columns per block when blocking the innermost loop only.
 pub(crate) const COLS_1D: u64 = 32;
-/// Slots per expanded local: the most points of a block (4 rows × [`COLS`]).
-pub(crate) const SLOTS: u64 = 128;
+/// Slots per expanded local: the most points of a block ([`crate::packed::MR`] rows ×
+/// [`COLS`]).
+pub(crate) const SLOTS: u64 = crate::packed::MR * COLS;
 
 /// A kernel body split for blocking: `prefix`, then one reduce loop, then `epilogue`.
 #[derive(Clone, Copy)]
@@ -299,6 +300,8 @@ pub(crate) struct BlockState<'a, 'ctx> {
     /// Rows per block (when the plan blocks rows).
     pub(crate) rows: u64,
     pub(crate) slots: [PointerValue<'ctx>; 4],
+    /// The packed B and micro-kernel state, for a matmul with a constant B.
+    pub(crate) packed: Option<crate::packed::Packed<'ctx>>,
 }
 
 /// The output points of one block: optionally `n` rows of the next-to-innermost loop
@@ -355,6 +358,9 @@ impl<'ctx> Emitter<'_, 'ctx> {
         let st = self.block.expect("a blocking plan");
         let last = self.kernel.loops.len() - 1;
         let col_var = self.kernel.loops[last].var;
+        if let Some(pk) = st.packed {
+            return self.packed_loops(depth, st.plan, pk);
+        }
         if st.plan.rows {
             let row_var = self.kernel.loops[depth].var;
             let (lo, hi) = self.loop_bounds(depth)?;

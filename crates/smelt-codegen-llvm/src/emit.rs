@@ -12,8 +12,8 @@ use inkwell::context::Context;
 use inkwell::module::{Linkage, Module};
 use inkwell::types::BasicTypeEnum;
 use inkwell::values::{
-    BasicValue, BasicValueEnum, FastMathFlags, FunctionValue, InstructionValue, IntValue,
-    MetadataValue, PointerValue,
+    BasicValue, BasicValueEnum, FastMathFlags, FunctionValue, InstructionOpcode, InstructionValue,
+    IntValue, MetadataValue, PointerValue,
 };
 use inkwell::{AddressSpace, IntPredicate};
 use smelt_ir::DType;
@@ -161,10 +161,12 @@ pub(crate) fn emit_kernel<'ctx>(
                 .map_err(ll)?;
             expanded.insert(l, (arr, ty));
         }
+        let packed = crate::packed::setup(cx, module, &b, name, program, kernel, &plan, features)?;
         block = Some(BlockState {
             plan,
             rows: rows_per_block(features),
             slots: [slots[0], slots[1], slots[2], slots[3]],
+            packed,
         });
     }
     let mut dims = HashMap::new();
@@ -212,11 +214,19 @@ pub(crate) fn emit_kernel<'ctx>(
             domain.into(),
         ]);
         let list = cx.metadata_node(&[scope.into()]);
-        e.scopes = Some((
-            list,
-            cx.get_kind_id("alias.scope"),
-            cx.get_kind_id("noalias"),
-        ));
+        // Blocking needs the kernel to read no storage it writes (see `block::plan`), so
+        // its stores to buffers alias none of its loads from buffers either.
+        let writes = cx.metadata_node(&[
+            cx.metadata_string("smelt.blocking.writes").into(),
+            domain.into(),
+        ]);
+        e.scopes = Some(Scopes {
+            locals: list,
+            writes: cx.metadata_node(&[writes.into()]),
+            both: cx.metadata_node(&[scope.into(), writes.into()]),
+            scope_kind: cx.get_kind_id("alias.scope"),
+            noalias_kind: cx.get_kind_id("noalias"),
+        });
     }
     e.output_loops(0)?;
     e.b.build_return(None).map_err(ll)?;
@@ -252,7 +262,29 @@ pub(crate) struct Emitter<'a, 'ctx> {
     /// buffer accesses are marked as not aliasing (so the vectoriser needs no run-time
     /// overlap checks and the accumulators stay in registers); with the kind ids of
     /// `alias.scope` and `noalias`.
-    pub(crate) scopes: Option<(MetadataValue<'ctx>, u32, u32)>,
+    pub(crate) scopes: Option<Scopes<'ctx>>,
+}
+
+/// What a load or store accesses, for [`Emitter::mark_access`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// A slot of a block array (an expanded local).
+    Array,
+    /// A local's own slot.
+    Local,
+    /// A buffer (or the packed B of the micro-kernel).
+    Buffer,
+}
+
+/// Scoped alias metadata of a blocked kernel: the scope lists of the block arrays, of
+/// the buffer stores and of both, with the kind ids of `alias.scope` and `noalias`.
+#[derive(Clone, Copy)]
+pub(crate) struct Scopes<'ctx> {
+    locals: MetadataValue<'ctx>,
+    writes: MetadataValue<'ctx>,
+    both: MetadataValue<'ctx>,
+    scope_kind: u32,
+    noalias_kind: u32,
 }
 
 impl<'ctx> Emitter<'_, 'ctx> {
@@ -378,14 +410,35 @@ impl<'ctx> Emitter<'_, 'ctx> {
         }
     }
 
-    /// Marks a memory access as one of a block array (`local`) or of a buffer.
-    pub(crate) fn mark_access(&self, inst: Option<InstructionValue<'ctx>>, local: bool) -> R<()> {
-        if let (Some(i), Some((list, scope_kind, noalias_kind))) = (inst, self.scopes) {
-            let kind = if local { scope_kind } else { noalias_kind };
-            i.set_metadata(list, kind)
-                .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+    /// Marks a memory access for the scoped alias metadata of blocked kernels: block
+    /// arrays alias no buffer, and buffer stores no buffer load (blocked kernels read
+    /// no storage they write).
+    pub(crate) fn mark_access(&self, inst: Option<InstructionValue<'ctx>>, what: Access) -> R<()> {
+        if let (Some(i), Some(sc)) = (inst, self.scopes) {
+            let set = |list: MetadataValue<'ctx>, kind: u32| {
+                i.set_metadata(list, kind)
+                    .map_err(|e| CodegenError::Llvm(e.to_string()))
+            };
+            match what {
+                Access::Array => set(sc.locals, sc.scope_kind)?,
+                Access::Local => set(sc.locals, sc.noalias_kind)?,
+                Access::Buffer if i.get_opcode() == InstructionOpcode::Store => {
+                    set(sc.writes, sc.scope_kind)?;
+                    set(sc.locals, sc.noalias_kind)?;
+                }
+                Access::Buffer => set(sc.both, sc.noalias_kind)?,
+            }
         }
         Ok(())
+    }
+
+    /// The kind of access to local `l`: its slot of a block array or its own slot.
+    pub(crate) fn local_access(&self, l: Local) -> Access {
+        if self.in_block_array(l) {
+            Access::Array
+        } else {
+            Access::Local
+        }
     }
 
     /// Whether local `l` lives in a block array at the moment.
@@ -442,7 +495,7 @@ impl<'ctx> Emitter<'_, 'ctx> {
                 let v = self.convert(v, self.dtype(e), to)?;
                 let p = self.local_ptr(*l)?;
                 let st = self.b.build_store(p, v).map_err(ll)?;
-                self.mark_access(Some(st), self.in_block_array(*l))?;
+                self.mark_access(Some(st), self.local_access(*l))?;
             }
             Stmt::Store(b, idx, e) => {
                 let v = self.scalar(e)?;
@@ -452,7 +505,7 @@ impl<'ctx> Emitter<'_, 'ctx> {
                 let st = self.b.build_store(addr, v).map_err(ll)?;
                 st.set_alignment(self.align(*b))
                     .map_err(|e| CodegenError::Llvm(e.to_string()))?;
-                self.mark_access(Some(st), false)?;
+                self.mark_access(Some(st), Access::Buffer)?;
             }
             Stmt::If { cond, then } => {
                 let c = self.scalar(cond)?;

@@ -13,7 +13,7 @@ use inkwell::{FloatPredicate, IntPredicate};
 use smelt_ir::DType;
 use smelt_lower::{BinaryOp, CmpOp, Expr, UnaryOp};
 
-use crate::emit::{elem_bytes, enum_attr, ll, llvm_type, Emitter, R};
+use crate::emit::{elem_bytes, enum_attr, ll, llvm_type, Access, Emitter, R};
 use crate::CodegenError;
 
 impl<'ctx> Emitter<'_, 'ctx> {
@@ -79,14 +79,14 @@ impl<'ctx> Emitter<'_, 'ctx> {
                     i.set_alignment(self.align(*b))
                         .map_err(|e| CodegenError::Llvm(e.to_string()))?;
                 }
-                self.mark_access(v.as_instruction_value(), false)?;
+                self.mark_access(v.as_instruction_value(), Access::Buffer)?;
                 v
             }
             Expr::Local(l) => {
                 let ty = self.ty(self.kernel.locals[l.0 as usize])?;
                 let p = self.local_ptr(*l)?;
                 let v = self.b.build_load(ty, p, "").map_err(ll)?;
-                self.mark_access(v.as_instruction_value(), self.in_block_array(*l))?;
+                self.mark_access(v.as_instruction_value(), self.local_access(*l))?;
                 v
             }
             Expr::Var(v) => self.var_value(*v)?.into(),

@@ -27,7 +27,10 @@
 //! contiguously along the innermost *output* loop (matmuls, reductions over outer
 //! axes, stride-1 convolutions) are emitted blocked over their output points so that
 //! the vectorised loop is that contiguous one, with the accumulators in registers
-//! (see `block.rs`).
+//! (see `block.rs`). Matmuls whose B operand is a constant go further (`packed.rs`): B
+//! is packed at compile time into panels of two vectors' width, stored in the module
+//! as a private constant, and a register-blocked micro-kernel (6 rows × 2 vectors of
+//! accumulators, explicit vector FMAs) computes each block before the fused epilogue.
 //!
 //! Semantics match the Cranelift backend: integer division by zero gives 0 (and
 //! `MIN / -1` wraps instead of trapping), float-to-integer casts saturate (NaN gives 0)
@@ -44,6 +47,7 @@ mod emit;
 mod expr;
 mod jit;
 mod math;
+mod packed;
 mod target;
 
 use smelt_lower::KernelProgram;
