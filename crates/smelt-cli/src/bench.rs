@@ -14,8 +14,13 @@ use crate::opt::{load, parse_dim};
 /// Arguments of `smelt bench`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Model file (.onnx or .smelt).
-    pub model: PathBuf,
+    /// Model file (.onnx or .smelt); not needed with `--gemm`.
+    #[arg(required_unless_present = "gemm")]
+    pub model: Option<PathBuf>,
+    /// Time one f32 GEMM `x[M,K] · W[K,N]` (constant W) instead of a model, beside the
+    /// measured FMA peak, e.g. `--gemm 128,384,1536`.
+    #[arg(long, value_name = "M,K,N", value_parser = crate::gemm::parse_gemm)]
+    pub gemm: Option<(usize, usize, usize)>,
     /// The engine: `cranelift` or `interp`.
     #[arg(long, default_value = "cranelift")]
     pub backend: Backend,
@@ -109,7 +114,13 @@ pub fn matmul_flops(g: &Graph) -> u64 {
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
-    let mut model = load(&a.model, &[])?;
+    if let Some(shape) = a.gemm {
+        return crate::gemm::bench_gemm(shape, a.backend, a.threads, a.warmup, a.runs);
+    }
+    let Some(path) = a.model.clone() else {
+        anyhow::bail!("give a model (or --gemm M,K,N)");
+    };
+    let mut model = load(&path, &[])?;
     let mut cx = crate::calib::pass_context(&model.graph, &a.calib)?;
     Driver::new()
         .pass_manager(&a.pipeline)?
@@ -176,7 +187,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         .collect();
     eprintln!(
         "{} · backend {} · {} · threads {} · {} runs after {} warm-up",
-        a.model.display(),
+        path.display(),
         a.backend,
         shape_text.join(" "),
         compiled_threads(a.threads),

@@ -4,6 +4,7 @@ mod bench;
 mod calib;
 mod compile;
 mod export;
+mod gemm;
 mod inputs;
 mod inspect;
 mod opt;
