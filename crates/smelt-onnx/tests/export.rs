@@ -371,6 +371,24 @@ fn opset_and_ir_version() {
     assert_eq!(gp.node[0].op_type.as_deref(), Some("Foo"));
 }
 
+/// `y = x · fc.weight` with `fc.weight` an encoded f32[4, 3] constant.
+fn add_encoded_matmul(g: &mut Graph, x: smelt_ir::ValueId, enc: Encoding, parts: Vec<Part>) {
+    let w = g.add_const(
+        "fc.weight",
+        Constant::encoded(DType::F32, vec![4, 3], enc, parts).unwrap(),
+    );
+    let y = g
+        .add_simple(
+            OpKind::MatMul,
+            Attrs::new(),
+            &[x, w],
+            "y",
+            TensorType::known(DType::F32, &[2, 3]),
+        )
+        .unwrap();
+    g.set_outputs(vec![y]);
+}
+
 #[test]
 fn blockwise_constants_export_as_dequantize_linear() {
     let mut g = Graph::new("q");
@@ -394,20 +412,7 @@ fn blockwise_constants_export_as_dequantize_linear() {
             tensor: scales,
         },
     ];
-    let w = g.add_const(
-        "fc.weight",
-        Constant::encoded(DType::F32, vec![4, 3], enc, parts).unwrap(),
-    );
-    let y = g
-        .add_simple(
-            OpKind::MatMul,
-            Attrs::new(),
-            &[x, w],
-            "y",
-            TensorType::known(DType::F32, &[2, 3]),
-        )
-        .unwrap();
-    g.set_outputs(vec![y]);
+    add_encoded_matmul(&mut g, x, enc, parts);
     let model = export_model(&g, &ExportOptions::default()).unwrap();
     let gp = model.graph.as_ref().unwrap();
     let dq = gp
@@ -463,20 +468,7 @@ fn encodings_without_an_onnx_form_are_refused_by_name() {
             tensor: scales,
         },
     ];
-    let w = g.add_const(
-        "fc.weight",
-        Constant::encoded(DType::F32, vec![4, 3], enc, parts).unwrap(),
-    );
-    let y = g
-        .add_simple(
-            OpKind::MatMul,
-            Attrs::new(),
-            &[x, w],
-            "y",
-            TensorType::known(DType::F32, &[2, 3]),
-        )
-        .unwrap();
-    g.set_outputs(vec![y]);
+    add_encoded_matmul(&mut g, x, enc, parts);
     let e = export_model(&g, &ExportOptions::default()).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, OnnxError::Tensor { ref tensor, .. } if tensor == "fc.weight"));
