@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use smelt::aot::ArtifactKind;
 use smelt::{Backend, CompileOptions, Compiled, Dim, Driver};
@@ -29,6 +29,13 @@ pub struct CompileArgs {
     /// artifacts are compiled for fixed shapes.
     #[arg(long = "dim", value_name = "NAME=SIZE", value_parser = parse_dim)]
     pub dims: Vec<(String, u64)>,
+    /// `host` (native code for this machine) or `nvptx` (PTX for an NVIDIA GPU; needs
+    /// the `llvm` feature; the output must end in `.ptx`).
+    #[arg(long, default_value = "host")]
+    pub target: String,
+    /// GPU architecture for `--target nvptx`.
+    #[arg(long, default_value = "sm_80")]
+    pub gpu: String,
     /// Print the kernel program (loop-level IR with fusion and schedules) to stdout
     /// instead of building an artifact.
     #[arg(long)]
@@ -46,8 +53,16 @@ pub fn compile(a: CompileArgs) -> Result<()> {
             a.backend
         );
     }
+    let ptx = match a.target.as_str() {
+        "host" => false,
+        "nvptx" => true,
+        other => bail!("unknown target `{other}` (expected `host` or `nvptx`)"),
+    };
+    if ptx && a.output.extension().and_then(|e| e.to_str()) != Some("ptx") {
+        bail!("with --target nvptx the output must end in .ptx");
+    }
     let kind = ArtifactKind::from_path(&a.output);
-    if kind.is_none() && !a.print_kernels {
+    if kind.is_none() && !a.print_kernels && !ptx {
         bail!(
             "the output {} must end in .so (shared library) or .o (object file)",
             a.output.display()
@@ -100,6 +115,23 @@ pub fn compile(a: CompileArgs) -> Result<()> {
     )?;
     if a.print_kernels {
         print!("{}", compiled.program(&shapes)?);
+        return Ok(());
+    }
+    if ptx {
+        let art = compiled.compile_ptx(&shapes, &a.gpu, 256)?;
+        std::fs::write(&a.output, &art.ptx)
+            .with_context(|| format!("writing {}", a.output.display()))?;
+        let manifest = a.output.with_extension("launch.json");
+        std::fs::write(&manifest, &art.manifest)
+            .with_context(|| format!("writing {}", manifest.display()))?;
+        eprintln!(
+            "{} kernels for {}: {} bytes of PTX",
+            art.kernels,
+            a.gpu,
+            art.ptx.len()
+        );
+        println!("{}", a.output.display());
+        println!("{}", manifest.display());
         return Ok(());
     }
     let Some(kind) = kind else {

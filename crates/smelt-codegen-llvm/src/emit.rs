@@ -206,6 +206,7 @@ pub(crate) fn emit_kernel<'ctx>(
         expanded,
         lane: None,
         scopes: None,
+        gpu: false,
     };
     if e.block.is_some() {
         let domain = cx.metadata_node(&[cx.metadata_string("smelt.blocking").into()]);
@@ -263,6 +264,10 @@ pub(crate) struct Emitter<'a, 'ctx> {
     /// overlap checks and the accumulators stay in registers); with the kind ids of
     /// `alias.scope` and `noalias`.
     pub(crate) scopes: Option<Scopes<'ctx>>,
+    /// Emitting for the GPU (`ptx.rs`): every buffer is accessed at its element's
+    /// natural alignment (device allocations are aligned, and the GPU faults on
+    /// misaligned accesses anyway).
+    pub(crate) gpu: bool,
 }
 
 /// What a load or store accesses, for [`Emitter::mark_access`].
@@ -559,8 +564,11 @@ impl<'ctx> Emitter<'_, 'ctx> {
 
     /// Alignment of accesses to `b`: constants and caller inputs may sit at any byte
     /// address (constants point into the model file), buffers the runtime allocates are
-    /// aligned to their element size.
+    /// aligned to their element size. On the GPU every buffer is aligned.
     pub(crate) fn align(&self, b: BufferId) -> u32 {
+        if self.gpu {
+            return elem_bytes(self.program.buffer(b).dtype);
+        }
         let root = self.program.root(b);
         match self.program.buffer(root).kind {
             BufferKind::Constant { .. } | BufferKind::Input(_) => 1,

@@ -41,6 +41,9 @@
 //! and `erf` call the C library (in the JIT every math symbol is bound to a Rust
 //! implementation). f16, bf16, the low-precision float formats, packed 4-bit integers
 //! and strings are refused with [`CodegenError::Unsupported`].
+//!
+//! [`compile_ptx`] compiles the same kernels to PTX for NVIDIA GPUs, one thread per
+//! output point (see its docs); [`launch_manifest`] says how to launch them.
 
 mod block;
 mod emit;
@@ -48,6 +51,7 @@ mod expr;
 mod jit;
 mod math;
 mod packed;
+mod ptx;
 mod target;
 
 use smelt_lower::KernelProgram;
@@ -129,4 +133,41 @@ pub fn compile_object(
 /// The textual LLVM IR of `program` after optimisation, for debugging and tests.
 pub fn emit_ir(program: &KernelProgram, opts: &Options) -> Result<String, CodegenError> {
     target::emit_ir(program, opts)
+}
+
+/// Compile `program` to PTX text for the NVIDIA architecture `gpu` (`"sm_80"`,
+/// `"sm_90"`; triple `nvptx64-nvidia-cuda`, LLVM `default<O2>`).
+///
+/// Kernel `i` becomes the `.entry` `smelt_k{i}` with the CPU signature
+/// `(buffers, dims, start, end)`; `buffers` and `dims` are device pointers (a device
+/// array of device buffer pointers, a device array of `i64` dims). Schedule: one
+/// thread per output point. The output loops are flattened into the linear index
+/// `blockIdx.x * blockDim.x + threadIdx.x`; threads past the product of the output
+/// extents return, the others split the index into the loop variables (innermost
+/// fastest) and run the body, inner (reduce) loops sequentially. `start` and `end`
+/// are ignored: one launch covers the whole output (grid and block sizes: see
+/// [`launch_manifest`]). f32 `log` is `lg2.approx.f32(x) * ln 2` (absolute error
+/// about 2^-21 near 1). Kernels using `pow` of floats, or f64 `exp`, `log`, `tanh`,
+/// `erf` (which would need libdevice) are refused with [`CodegenError::Unsupported`].
+pub fn compile_ptx(program: &KernelProgram, gpu: &str) -> Result<String, CodegenError> {
+    ptx::compile_ptx(program, gpu)
+}
+
+/// A JSON launch manifest for the kernels of [`compile_ptx`] with `block` threads per
+/// block (1-D, `block` of 0 counts as 1):
+///
+/// ```json
+/// {"program": "...", "schedule": "one thread per output point",
+///  "params": ["buffers", "dims", "start", "end"], "dims": ["batch", "seq"],
+///  "kernels": [{"name": "smelt_k0", "kernel": "k0_add", "threads": 4096,
+///               "block": 256, "grid": 16}, ...]}
+/// ```
+///
+/// `threads` is the product of the kernel's output extents: a number when it is
+/// known, else a string expression over the dims (`"12*?seq"`, `?d` being dim `d`);
+/// `grid` is then `ceil(threads / block)` as a number (at least 1) or as such a
+/// string. Launch `grid` blocks of `block` threads in x (y and z 1), with any
+/// `start`/`end`.
+pub fn launch_manifest(program: &KernelProgram, block: u32) -> String {
+    ptx::launch_manifest(program, block)
 }

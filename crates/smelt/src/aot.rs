@@ -188,3 +188,47 @@ impl Compiled {
         })
     }
 }
+
+/// PTX for an NVIDIA GPU and its launch manifest.
+#[derive(Debug, Clone)]
+pub struct PtxArtifact {
+    /// The PTX text: one `.entry smelt_k{i}` per kernel.
+    pub ptx: String,
+    /// JSON: kernel names, thread counts, block and grid sizes, buffer layout.
+    pub manifest: String,
+    /// Kernels in the program.
+    pub kernels: usize,
+}
+
+impl Compiled {
+    /// PTX for `gpu` (`sm_80`, `sm_90`, …) of the program for input `shapes`, with
+    /// thread blocks of `block` threads in the manifest. Needs the `llvm` feature.
+    #[cfg(feature = "llvm")]
+    pub fn compile_ptx(
+        &self,
+        shapes: &[Vec<usize>],
+        gpu: &str,
+        block: u32,
+    ) -> Result<PtxArtifact> {
+        let program = self.program(shapes)?;
+        let ptx = smelt_codegen_llvm::compile_ptx(&program, gpu)?;
+        Ok(PtxArtifact {
+            manifest: smelt_codegen_llvm::launch_manifest(&program, block),
+            kernels: program.kernels.len(),
+            ptx,
+        })
+    }
+
+    /// Without the `llvm` feature there is no PTX backend.
+    #[cfg(not(feature = "llvm"))]
+    pub fn compile_ptx(
+        &self,
+        _shapes: &[Vec<usize>],
+        _gpu: &str,
+        _block: u32,
+    ) -> Result<PtxArtifact> {
+        Err(Error::Usage(
+            "PTX needs the LLVM backend: build smelt with the `llvm` feature".into(),
+        ))
+    }
+}

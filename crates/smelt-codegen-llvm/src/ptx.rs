@@ -1,0 +1,422 @@
+//! PTX output for NVIDIA GPUs (NVPTX back end): the simplest correct GPU schedule,
+//! "one thread per output point".
+//!
+//! Every kernel becomes one `.entry` `{prefix}_k{i}` (prefix `smelt`) with the CPU
+//! signature `(ptr buffers, ptr dims, i64 start, i64 end)`, where `buffers` is a device
+//! array of device pointers and `dims` a device array of `i64`. The thread's linear
+//! index `idx = blockIdx.x * blockDim.x + threadIdx.x` (in `i64`) covers the flattened
+//! output loops: threads with `idx >= ` the product of the output extents return at
+//! once; the others split `idx` into the loop variables (innermost loop fastest, by
+//! remainder and quotient of the extents) and run the kernel body, whose reduce and
+//! inner loops run sequentially in the thread.
+//!
+//! Buffers are accessed through global-memory pointers at their element's natural
+//! alignment: every device buffer (constants included) must be aligned to its element
+//! size (`cudaMalloc` gives 256 bytes).
+//!
+//! `start` and `end` are ignored for now: one launch covers the whole output, with at
+//! least `ceil(total / block)` blocks of `block` threads (see [`launch_manifest`]).
+//!
+//! The body is the plain loop-nest body of the CPU back end (`emit.rs`, `expr.rs`):
+//! none of the CPU-only paths (blocked or packed matmuls, C math library calls) is
+//! used. f32 `exp`, `erf` and `tanh` are the CPU's inline polynomials, f32 `log` is
+//! `lg2.approx.f32(x) * ln 2` (CUDA's `__logf`, absolute error about 2^-21 near 1),
+//! `sqrt`/`abs`/`max`/`min` map to PTX instructions; operations that would need a math
+//! library (libdevice) on the GPU — `pow` of any float, f64 `exp`, `log`, `tanh` and
+//! `erf` — are refused with [`CodegenError::Unsupported`] naming the kernel.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use inkwell::attributes::AttributeLoc;
+use inkwell::context::Context;
+use inkwell::module::{Linkage, Module};
+use inkwell::passes::PassBuilderOptions;
+use inkwell::targets::{
+    CodeModel, FileType, InitializationConfig, RelocMode, Target, TargetMachine, TargetTriple,
+};
+use inkwell::{AddressSpace, IntPredicate, OptimizationLevel};
+use smelt_ir::DType;
+use smelt_lower::{BinaryOp, Expr, Index, Kernel, KernelProgram, Size, Stmt, UnaryOp};
+
+use crate::emit::{enum_attr, ll, llvm_type, Emitter, R};
+use crate::CodegenError;
+
+/// The NVPTX target triple.
+const TRIPLE: &str = "nvptx64-nvidia-cuda";
+
+/// LLVM's `PTX_Kernel` calling convention: marks a function as a `.entry`.
+const PTX_KERNEL_CC: u32 = 71;
+
+/// The symbol prefix of the kernels.
+const PREFIX: &str = "smelt";
+
+/// Initialise LLVM's NVPTX target once per process.
+fn init() -> Result<(), CodegenError> {
+    static INIT: OnceLock<Result<(), String>> = OnceLock::new();
+    INIT.get_or_init(|| {
+        Target::initialize_nvptx(&InitializationConfig::default());
+        Ok(())
+    })
+    .clone()
+    .map_err(CodegenError::Target)
+}
+
+/// An NVPTX target machine for `gpu` (`sm_80`, `sm_90`, ...).
+fn target_machine(gpu: &str) -> Result<TargetMachine, CodegenError> {
+    init()?;
+    let triple = TargetTriple::create(TRIPLE);
+    let target = Target::from_triple(&triple).map_err(|e| CodegenError::Target(e.to_string()))?;
+    target
+        .create_target_machine(
+            &triple,
+            gpu,
+            "",
+            OptimizationLevel::Default,
+            RelocMode::Default,
+            CodeModel::Default,
+        )
+        .ok_or_else(|| CodegenError::Target(format!("no NVPTX target machine for `{gpu}`")))
+}
+
+/// See [`crate::compile_ptx`].
+pub(crate) fn compile_ptx(program: &KernelProgram, gpu: &str) -> Result<String, CodegenError> {
+    if !gpu.starts_with("sm_") {
+        return Err(CodegenError::Target(format!(
+            "`{gpu}` is not a CUDA architecture (sm_80, sm_90, ...)"
+        )));
+    }
+    let tm = target_machine(gpu)?;
+    let cx = Context::create();
+    let module = cx.create_module(&program.name);
+    module.set_triple(&tm.get_triple());
+    module.set_data_layout(&tm.get_target_data().get_data_layout());
+    for (i, kernel) in program.kernels.iter().enumerate() {
+        let name = crate::kernel_symbol(PREFIX, i);
+        emit_gpu_kernel(&cx, &module, &name, program, kernel)?;
+    }
+    module
+        .verify()
+        .map_err(|e| CodegenError::Llvm(format!("invalid module: {}", e.to_string())))?;
+    let pbo = PassBuilderOptions::create();
+    pbo.set_loop_unrolling(true);
+    module
+        .run_passes("default<O2>", &tm, pbo)
+        .map_err(|e| CodegenError::Llvm(format!("optimising: {}", e.to_string())))?;
+    let buf = tm
+        .write_to_memory_buffer(&module, FileType::Assembly)
+        .map_err(|e| CodegenError::Llvm(format!("emitting PTX: {}", e.to_string())))?;
+    let text = String::from_utf8_lossy(buf.as_slice());
+    Ok(text.trim_end_matches('\0').to_string())
+}
+
+/// Refuse what the GPU cannot run without a math library: `pow` of floats and f64
+/// `exp`/`log`/`tanh`/`erf`.
+fn check_gpu(program: &KernelProgram, kernel: &Kernel) -> R<()> {
+    fn expr(program: &KernelProgram, kernel: &Kernel, e: &Expr) -> Result<(), String> {
+        match e {
+            Expr::Lit(..) | Expr::Local(_) | Expr::Var(_) => Ok(()),
+            Expr::Load(_, idx) => index(program, kernel, idx),
+            Expr::Unary(op, a) => {
+                let t = e.dtype(program, kernel);
+                let bad = t.is_float()
+                    && match op {
+                        UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Erf => {
+                            t != DType::F32
+                        }
+                        _ => false,
+                    };
+                if bad {
+                    return Err(format!(
+                        "{op:?} of {t} needs a GPU math library (libdevice), not linked"
+                    ));
+                }
+                expr(program, kernel, a)
+            }
+            Expr::Binary(op, a, b) => {
+                let t = e.dtype(program, kernel);
+                if *op == BinaryOp::Pow && t.is_float() {
+                    return Err(format!(
+                        "Pow of {t} needs a GPU math library (libdevice), not linked"
+                    ));
+                }
+                expr(program, kernel, a)?;
+                expr(program, kernel, b)
+            }
+            Expr::Cmp(_, a, b) => {
+                expr(program, kernel, a)?;
+                expr(program, kernel, b)
+            }
+            Expr::Select(c, a, b) => {
+                expr(program, kernel, c)?;
+                expr(program, kernel, a)?;
+                expr(program, kernel, b)
+            }
+            Expr::Cast(_, a) => expr(program, kernel, a),
+        }
+    }
+    fn index(program: &KernelProgram, kernel: &Kernel, idx: &Index) -> Result<(), String> {
+        for (e, _) in &idx.dynamic {
+            expr(program, kernel, e)?;
+        }
+        Ok(())
+    }
+    fn stmts(program: &KernelProgram, kernel: &Kernel, body: &[Stmt]) -> Result<(), String> {
+        for s in body {
+            match s {
+                Stmt::Assign(_, e) => expr(program, kernel, e)?,
+                Stmt::Store(_, idx, e) => {
+                    index(program, kernel, idx)?;
+                    expr(program, kernel, e)?;
+                }
+                Stmt::If { cond, then } => {
+                    expr(program, kernel, cond)?;
+                    stmts(program, kernel, then)?;
+                }
+                Stmt::Loop { body, .. } => stmts(program, kernel, body)?,
+            }
+        }
+        Ok(())
+    }
+    stmts(program, kernel, &kernel.body).map_err(|message| CodegenError::Unsupported {
+        kernel: kernel.name.clone(),
+        message,
+    })
+}
+
+/// Every loop variable of a statement list.
+fn collect_vars(body: &[Stmt], out: &mut Vec<smelt_lower::Var>) {
+    for s in body {
+        match s {
+            Stmt::Loop { var, body, .. } => {
+                out.push(*var);
+                collect_vars(body, out);
+            }
+            Stmt::If { then, .. } => collect_vars(then, out),
+            Stmt::Assign(..) | Stmt::Store(..) => {}
+        }
+    }
+}
+
+/// Emit `kernel` as the PTX entry `name` of `module` (one thread per output point).
+fn emit_gpu_kernel<'ctx>(
+    cx: &'ctx Context,
+    module: &Module<'ctx>,
+    name: &str,
+    program: &KernelProgram,
+    kernel: &Kernel,
+) -> R<()> {
+    let unsupported = |message: String| CodegenError::Unsupported {
+        kernel: kernel.name.clone(),
+        message,
+    };
+    let mut used = kernel.reads();
+    used.extend(kernel.writes());
+    used.sort();
+    used.dedup();
+    for id in &used {
+        let t = program.buffer(*id).dtype;
+        if llvm_type(cx, t).is_none() {
+            return Err(unsupported(format!("buffer b{} has dtype {t}", id.0)));
+        }
+    }
+    for (i, t) in kernel.locals.iter().enumerate() {
+        if llvm_type(cx, *t).is_none() {
+            return Err(unsupported(format!("local t{i} has dtype {t}")));
+        }
+    }
+    check_gpu(program, kernel)?;
+
+    let ptr = cx.ptr_type(AddressSpace::default());
+    let i64t = cx.i64_type();
+    let i32t = cx.i32_type();
+    let fn_type = cx
+        .void_type()
+        .fn_type(&[ptr.into(), ptr.into(), i64t.into(), i64t.into()], false);
+    let func = module.add_function(name, fn_type, Some(Linkage::External));
+    func.set_call_conventions(PTX_KERNEL_CC);
+    func.add_attribute(AttributeLoc::Function, enum_attr(cx, "nounwind"));
+    for p in 0..2 {
+        for a in ["readonly", "nocapture", "noundef"] {
+            func.add_attribute(AttributeLoc::Param(p), enum_attr(cx, a));
+        }
+    }
+
+    let b = cx.create_builder();
+    let entry = cx.append_basic_block(func, "entry");
+    b.position_at_end(entry);
+    let param = |i: u32| func.get_nth_param(i).expect("kernel parameter");
+    let bufs = param(0).into_pointer_value();
+    let dims_ptr = param(1).into_pointer_value();
+    let start = param(2).into_int_value();
+    let end = param(3).into_int_value();
+
+    let mut vars = vec![];
+    for l in &kernel.loops {
+        vars.push(l.var);
+    }
+    collect_vars(&kernel.body, &mut vars);
+    let mut var_slots = HashMap::new();
+    for v in vars {
+        let slot = b.build_alloca(i64t, &format!("i{}", v.0)).map_err(ll)?;
+        var_slots.insert(v, slot);
+    }
+    let mut locals = vec![];
+    for (i, t) in kernel.locals.iter().enumerate() {
+        let ty = llvm_type(cx, *t).expect("checked above");
+        let slot = b.build_alloca(ty, &format!("t{i}")).map_err(ll)?;
+        b.build_store(slot, ty.const_zero()).map_err(ll)?;
+        locals.push(slot);
+    }
+
+    // The thread's linear index, in i64 (grids may exceed 2^31 threads).
+    let sreg = |reg: &str| -> R<inkwell::values::IntValue<'ctx>> {
+        let fname = format!("llvm.nvvm.read.ptx.sreg.{reg}");
+        let f = module.get_function(&fname).unwrap_or_else(|| {
+            module.add_function(&fname, i32t.fn_type(&[], false), Some(Linkage::External))
+        });
+        let v = b
+            .build_call(f, &[], reg)
+            .map_err(ll)?
+            .try_as_basic_value()
+            .basic()
+            .ok_or_else(|| CodegenError::Llvm(format!("{fname} without a value")))?
+            .into_int_value();
+        b.build_int_z_extend(v, i64t, "").map_err(ll)
+    };
+    let ctaid = sreg("ctaid.x")?;
+    let ntid = sreg("ntid.x")?;
+    let tid = sreg("tid.x")?;
+    let idx = b.build_int_nuw_mul(ctaid, ntid, "").map_err(ll)?;
+    let idx = b.build_int_nuw_add(idx, tid, "idx").map_err(ll)?;
+
+    let mut dims = HashMap::new();
+    for (j, d) in program.dims().into_iter().enumerate() {
+        // SAFETY (of the GEP): `dims` has one entry per program dim.
+        let p = unsafe {
+            b.build_in_bounds_gep(i64t, dims_ptr, &[i64t.const_int(j as u64, false)], "")
+        }
+        .map_err(ll)?;
+        let v = b.build_load(i64t, p, &format!("dim_{d}")).map_err(ll)?;
+        dims.insert(d, v.into_int_value());
+    }
+    let global = cx.ptr_type(AddressSpace::from(1u16));
+    let mut bases = HashMap::new();
+    for id in &used {
+        // SAFETY (of the GEP): `buffers` has one entry per program buffer.
+        let p =
+            unsafe { b.build_in_bounds_gep(ptr, bufs, &[i64t.const_int(id.0 as u64, false)], "") }
+                .map_err(ll)?;
+        let v = b.build_load(ptr, p, &format!("b{}", id.0)).map_err(ll)?;
+        // Buffers live in global memory: `ld.global`/`st.global` instead of generic.
+        let v = b
+            .build_address_space_cast(v.into_pointer_value(), global, "")
+            .map_err(ll)?;
+        bases.insert(id.0, v);
+    }
+
+    let mut e = Emitter {
+        cx,
+        module,
+        b,
+        program,
+        kernel,
+        start,
+        end,
+        bases,
+        dims,
+        vars: var_slots,
+        locals,
+        reduce_depth: 0,
+        block: None,
+        expanded: HashMap::new(),
+        lane: None,
+        scopes: None,
+        gpu: true,
+    };
+
+    // Guard: threads past the output return.
+    let mut extents = vec![];
+    for l in &kernel.loops {
+        extents.push(e.size(&l.extent)?);
+    }
+    let mut total = i64t.const_int(1, false);
+    for x in &extents {
+        total = e.b.build_int_nuw_mul(total, *x, "").map_err(ll)?;
+    }
+    let inside =
+        e.b.build_int_compare(IntPredicate::ULT, idx, total, "inside")
+            .map_err(ll)?;
+    let body_bb = cx.append_basic_block(func, "point");
+    let exit = cx.append_basic_block(func, "done");
+    e.b.build_conditional_branch(inside, body_bb, exit)
+        .map_err(ll)?;
+    e.b.position_at_end(body_bb);
+    // Split idx into the loop variables, innermost fastest.
+    let mut rest = idx;
+    for (l, x) in kernel.loops.iter().zip(&extents).rev() {
+        let v = e.b.build_int_unsigned_rem(rest, *x, "").map_err(ll)?;
+        rest = e.b.build_int_unsigned_div(rest, *x, "").map_err(ll)?;
+        let slot = e.var_slot(l.var)?;
+        e.b.build_store(slot, v).map_err(ll)?;
+    }
+    e.stmts(&kernel.body)?;
+    e.b.build_unconditional_branch(exit).map_err(ll)?;
+    e.b.position_at_end(exit);
+    e.b.build_return(None).map_err(ll)?;
+    Ok(())
+}
+
+/// The product of `sizes` as a [`Size`].
+fn product(sizes: impl Iterator<Item = Size>) -> Size {
+    sizes.fold(Size::known(1), |a, s| a.mul(&s))
+}
+
+/// See [`crate::launch_manifest`].
+pub(crate) fn launch_manifest(program: &KernelProgram, block: u32) -> String {
+    let block = block.max(1);
+    let mut out = String::from("{\n");
+    out.push_str(&format!("  \"program\": {},\n", json_str(&program.name)));
+    out.push_str("  \"schedule\": \"one thread per output point\",\n");
+    out.push_str("  \"params\": [\"buffers\", \"dims\", \"start\", \"end\"],\n");
+    let dims: Vec<String> = program.dims().iter().map(|d| json_str(d)).collect();
+    out.push_str(&format!("  \"dims\": [{}],\n", dims.join(", ")));
+    out.push_str("  \"kernels\": [");
+    for (i, k) in program.kernels.iter().enumerate() {
+        let total = product(k.loops.iter().map(|l| l.extent.clone()));
+        let (threads, grid) = if total.syms.is_empty() {
+            let n = total.factor;
+            (n.to_string(), n.div_ceil(block as u64).max(1).to_string())
+        } else {
+            (
+                json_str(&total.to_string()),
+                json_str(&format!("ceil({total} / {block})")),
+            )
+        };
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!(
+            "\n    {{\"name\": {}, \"kernel\": {}, \"threads\": {threads}, \"block\": {block}, \"grid\": {grid}}}",
+            json_str(&crate::kernel_symbol(PREFIX, i)),
+            json_str(&k.name),
+        ));
+    }
+    out.push_str("\n  ]\n}\n");
+    out
+}
+
+/// `s` as a JSON string literal.
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
