@@ -204,12 +204,7 @@ impl Compiled {
     /// PTX for `gpu` (`sm_80`, `sm_90`, …) of the program for input `shapes`, with
     /// thread blocks of `block` threads in the manifest. Needs the `llvm` feature.
     #[cfg(feature = "llvm")]
-    pub fn compile_ptx(
-        &self,
-        shapes: &[Vec<usize>],
-        gpu: &str,
-        block: u32,
-    ) -> Result<PtxArtifact> {
+    pub fn compile_ptx(&self, shapes: &[Vec<usize>], gpu: &str, block: u32) -> Result<PtxArtifact> {
         let program = self.program(shapes)?;
         let ptx = smelt_codegen_llvm::compile_ptx(&program, gpu)?;
         Ok(PtxArtifact {
