@@ -402,6 +402,35 @@ pub(crate) fn launch_manifest(program: &KernelProgram, block: u32) -> String {
             json_str(&k.name),
         ));
     }
+    out.push_str("\n  ],\n");
+    // The buffer table the host fills `buffers[i]` from: what each buffer is, its dtype
+    // and its byte size (a formula when it has named dims); views share their root's
+    // storage.
+    out.push_str("  \"buffers\": [");
+    for (i, b) in program.buffers.iter().enumerate() {
+        let elems = product(b.shape.iter().cloned());
+        let elem_bytes = u64::from(b.dtype.bits().max(8)).div_ceil(8);
+        let bytes = if elems.syms.is_empty() {
+            (elems.factor * elem_bytes).to_string()
+        } else {
+            json_str(&format!("{elem_bytes}*{elems}"))
+        };
+        let kind = match &b.kind {
+            smelt_lower::BufferKind::Input(n) => format!("\"input\", \"index\": {n}"),
+            smelt_lower::BufferKind::Output(n) => format!("\"output\", \"index\": {n}"),
+            smelt_lower::BufferKind::Constant { .. } => "\"constant\"".to_string(),
+            smelt_lower::BufferKind::Temp => "\"temp\"".to_string(),
+            smelt_lower::BufferKind::View(of) => format!("\"view\", \"of\": {}", of.0),
+        };
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!(
+            "\n    {{\"buffer\": {i}, \"name\": {}, \"kind\": {kind}, \"dtype\": {}, \"bytes\": {bytes}}}",
+            json_str(&b.name),
+            json_str(b.dtype.name()),
+        ));
+    }
     out.push_str("\n  ]\n}\n");
     out
 }

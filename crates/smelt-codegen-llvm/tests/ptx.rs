@@ -110,7 +110,7 @@ fn corpus_ptx_validates_with_ptxas() {
         }
         // The manifest names every kernel.
         let m = launch_manifest(&program, 256);
-        assert_eq!(m.matches("\"name\"").count(), program.kernels.len());
+        assert_eq!(m.matches("\"kernel\": ").count(), program.kernels.len());
     }
     eprintln!(
         "{} corpus cases, {lowered} lower: valid PTX for sm_80 {}, sm_90 {}{}; {} unsupported",
@@ -153,6 +153,16 @@ fn manifest_has_symbolic_thread_counts_and_bad_gpus_are_refused() {
     assert!(m.contains("ceil("), "{m}");
     assert!(m.contains("\"block\": 128"), "{m}");
     assert!(m.contains("\"name\": \"smelt_k0\""), "{m}");
+    // The buffer table: every buffer, inputs and outputs by index, byte sizes (formulas
+    // when symbolic).
+    assert_eq!(
+        m.matches("\"buffer\": ").count(),
+        program.buffers.len(),
+        "{m}"
+    );
+    assert!(m.contains("\"kind\": \"input\", \"index\": 0"), "{m}");
+    assert!(m.contains("\"kind\": \"output\", \"index\": 0"), "{m}");
+    assert!(m.contains("\"bytes\": \"4*"), "{m}");
     let ptx = compile_ptx(&program, "sm_90").expect("ptx");
     assert!(ptx.contains(".target sm_90"), "{ptx}");
     assert!(ptx.contains(".entry smelt_k0"), "{ptx}");
