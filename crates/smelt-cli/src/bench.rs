@@ -51,6 +51,9 @@ pub struct BenchArgs {
     /// Also time every kernel and print the slowest (stderr).
     #[arg(long)]
     pub profile: bool,
+    /// How many of the slowest kernels `--profile` lists.
+    #[arg(long, default_value_t = 12)]
+    pub profile_top: usize,
     /// Calibration data for data-driven passes: NAME=FILE.npy per model input, samples
     /// along the first axis (repeatable).
     #[arg(long = "calib", value_name = "NAME=FILE.npy", value_parser = crate::inputs::parse_binding)]
@@ -211,7 +214,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         );
     }
     if let Some(h) = &handle {
-        print_profile(h, times.len());
+        print_profile(h, times.len(), a.profile_top);
     }
     println!(
         "median {median:.3} ms, p90 {p90:.3} ms, {:.1} GFLOP/s",
@@ -229,7 +232,7 @@ fn compiled_threads(t: usize) -> usize {
 }
 
 /// The kernels by time per run, slowest first, with what each fuses.
-fn print_profile(h: &smelt::RuntimeHandle, runs: usize) {
+fn print_profile(h: &smelt::RuntimeHandle, runs: usize, top: usize) {
     let Some(times) = h.profile() else { return };
     let program = h.program();
     let total: f64 = times.iter().sum::<f64>() / runs as f64;
@@ -246,12 +249,7 @@ fn print_profile(h: &smelt::RuntimeHandle, runs: usize) {
     let mut order: Vec<usize> = (0..times.len()).collect();
     order.sort_by(|&a, &b| times[b].total_cmp(&times[a]));
     eprintln!("slowest kernels:");
-    for &i in order.iter().take(
-        std::env::var("SMELT_PROFILE_TOP")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(12),
-    ) {
+    for &i in order.iter().take(top) {
         let k = &program.kernels[i];
         eprintln!(
             "  {:>8.3} ms  {}  (schedule: parallel {:?})",

@@ -92,19 +92,17 @@ pub fn report(a: ReportArgs) -> Result<()> {
     );
 
     let t1 = Instant::now();
-    let before = original
-        .run_interp(&named)
-        .context("running the original model")?;
+    let (before, before_values) =
+        interp_with_values(&original.graph, &named).context("running the original model")?;
     let before_ms = ms(t1);
     let t2 = Instant::now();
-    let after = optimised
-        .run_interp(&named)
-        .context("running the optimised model")?;
+    let (after, after_values) =
+        interp_with_values(&optimised.graph, &named).context("running the optimised model")?;
     let after_ms = ms(t2);
     println!("interpreter: original {before_ms:.1} ms, optimised {after_ms:.1} ms");
 
     print_compression(&original.graph, &optimised.graph);
-    print_layer_errors(&original.graph, &optimised.graph, &named)?;
+    print_layer_errors(&before_values, &after_values);
 
     // A pipeline that quantizes is lossy by design: its outputs are judged by the
     // per-value errors above, not by the lossless tolerances below.
@@ -268,28 +266,38 @@ fn print_compression(before: &smelt::Graph, after: &smelt::Graph) {
 
 /// Relative L2 error and cosine of every f32 value the optimised graph shares (by name
 /// and shape) with the original, on the report's inputs; prints the worst.
-fn print_layer_errors(
-    before: &smelt::Graph,
-    after: &smelt::Graph,
+/// Every f32 value a graph computed, by its value name.
+type Values = std::collections::HashMap<String, Tensor>;
+
+/// Outputs of `graph` on `inputs` with the interpreter, and every f32 value it
+/// computed, by name (tensors share their bytes, so keeping them is cheap).
+fn interp_with_values(
+    graph: &smelt::Graph,
     inputs: &[(&str, Tensor)],
-) -> Result<()> {
-    use std::collections::HashMap;
-    let mut reference: HashMap<String, Tensor> = HashMap::new();
-    smelt::interp::run_with_observer(before, inputs, &mut |v, t| {
+) -> Result<(Vec<(String, Tensor)>, Values)> {
+    let mut values = std::collections::HashMap::new();
+    let outs = smelt::interp::run_with_observer(graph, inputs, &mut |v, t| {
         if t.dtype() == smelt::DType::F32 {
-            reference.insert(before.value(v).name.clone(), t.clone());
+            values.insert(graph.value(v).name.clone(), t.clone());
         }
     })?;
+    Ok((outs, values))
+}
+
+/// Relative L2 error and cosine of every f32 value the optimised graph shares (by name
+/// and shape) with the original; prints the worst.
+fn print_layer_errors(reference: &Values, values: &Values) {
     let mut rows: Vec<(String, f64, f64)> = vec![];
-    smelt::interp::run_with_observer(after, inputs, &mut |v, t| {
-        let name = &after.value(v).name;
-        let Some(r) = reference.get(name) else { return };
-        if r.shape() != t.shape() || t.dtype() != smelt::DType::F32 {
-            return;
+    for (name, t) in values {
+        let Some(r) = reference.get(name) else {
+            continue;
+        };
+        if r.shape() != t.shape() {
+            continue;
         }
         let (x, y) = match (r.to_vec::<f32>(), t.to_vec::<f32>()) {
             (Ok(x), Ok(y)) => (x, y),
-            _ => return,
+            _ => continue,
         };
         let (mut dd, mut xx, mut yy, mut xy) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
         for (p, q) in x.iter().zip(&y) {
@@ -310,13 +318,13 @@ fn print_layer_errors(
             1.0
         };
         rows.push((name.clone(), rel, cos));
-    })?;
+    }
     let changed: Vec<&(String, f64, f64)> = rows.iter().filter(|r| r.1 > 0.0).collect();
     if changed.is_empty() {
-        return Ok(());
+        return;
     }
     let mut worst = changed.clone();
-    worst.sort_by(|x, y| y.1.total_cmp(&x.1));
+    worst.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
     println!(
         "per-value error vs the original ({} values differ; worst by relative L2):",
         changed.len()
@@ -324,5 +332,4 @@ fn print_layer_errors(
     for (name, rel, cos) in worst.iter().take(8) {
         println!("  {name:<64} rel L2 {rel:.3e}  cosine {cos:.6}");
     }
-    Ok(())
 }

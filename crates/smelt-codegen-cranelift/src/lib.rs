@@ -32,7 +32,5 @@ mod vecok;
 pub use error::CodegenError;
 pub use module::{compile_jit, compile_object, host_features, JitProgram, KernelFn, Options};
 
-/// The symbol name of kernel `index` of a program named `program` in object files.
-pub fn kernel_symbol(prefix: &str, index: usize) -> String {
-    format!("{prefix}_k{index}")
-}
+/// The symbol name of kernel `index` in object files made with `prefix`.
+pub use smelt_lower::kernel_symbol;

@@ -46,8 +46,7 @@ fn host_isa(opts: &Options, pic: bool) -> Result<OwnedTargetIsa, CodegenError> {
         f.set(k, v)
             .map_err(|e| CodegenError::Target(format!("setting {k}={v}: {e}")))
     };
-    let level = std::env::var("SMELT_CL_OPT").unwrap_or_else(|_| opts.opt_level.clone());
-    set(&mut flags, "opt_level", &level)?;
+    set(&mut flags, "opt_level", &opts.opt_level)?;
     set(&mut flags, "use_colocated_libcalls", "false")?;
     set(&mut flags, "is_pic", if pic { "true" } else { "false" })?;
     set(&mut flags, "enable_verifier", "false")?;

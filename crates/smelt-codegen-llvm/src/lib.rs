@@ -104,9 +104,7 @@ pub enum CodegenError {
 }
 
 /// The symbol name of kernel `index` in object files made with `prefix`.
-pub fn kernel_symbol(prefix: &str, index: usize) -> String {
-    format!("{prefix}_k{index}")
-}
+pub use smelt_lower::kernel_symbol;
 
 /// The host's CPU name and feature string, as LLVM reports them
 /// (`TargetMachine::get_host_cpu_name` / `get_host_cpu_features`).

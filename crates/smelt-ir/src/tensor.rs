@@ -192,8 +192,8 @@ impl Tensor {
     }
 
     /// A tensor of `dtype` from f64 values: floats round to nearest, integers and bools
-    /// convert as Rust's `as` does (saturating, NaN to 0). Fails for dtypes without a
-    /// plain byte-per-element form (sub-byte, low-precision float, string).
+    /// convert as Rust's `as` does (saturating, NaN to 0), 4-bit integers pack two per
+    /// byte. Fails for low-precision floats and strings.
     pub fn from_f64(dtype: DType, shape: Vec<usize>, values: &[f64]) -> IrResult<Tensor> {
         match dtype {
             DType::F64 => Tensor::from_vec(shape, values.to_vec()),

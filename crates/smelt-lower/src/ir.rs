@@ -6,6 +6,12 @@ use std::sync::Arc;
 
 use smelt_ir::{ConstId, Constant, DType};
 
+/// The symbol of kernel `index` in object files whose kernels are named after
+/// `prefix` (`{prefix}_k{index}`); every backend and the AOT runtime use this one name.
+pub fn kernel_symbol(prefix: &str, index: usize) -> String {
+    format!("{prefix}_k{index}")
+}
+
 /// A buffer handle, an index into [`KernelProgram::buffers`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BufferId(pub u32);

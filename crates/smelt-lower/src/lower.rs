@@ -1093,22 +1093,16 @@ fn quant_linear(
             "blocked Q/DQ (block_size) is not lowered yet",
         ));
     }
-    let x_rank = node
-        .inputs
-        .first()
-        .copied()
-        .flatten()
-        .and_then(|v| graph.ty(v).dims().map(|d| d.len()))
-        .unwrap_or(0);
-    let per_axis = node
-        .inputs
-        .get(1)
-        .copied()
-        .flatten()
-        .and_then(|v| graph.ty(v).dims().map(|d| d.len()))
-        .unwrap_or(0)
-        == 1;
-    if per_axis {
+    let rank_of = |slot: usize| {
+        node.inputs
+            .get(slot)
+            .copied()
+            .flatten()
+            .and_then(|v| graph.ty(v).dims().map(|d| d.len()))
+            .unwrap_or(0)
+    };
+    let x_rank = rank_of(0);
+    if rank_of(1) == 1 {
         let axis = node.attrs.int_or("axis", 1);
         let axis = if axis < 0 { axis + x_rank as i64 } else { axis };
         if axis != x_rank as i64 - 1 {

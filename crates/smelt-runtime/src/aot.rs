@@ -199,7 +199,8 @@ pub fn generate(
     for i in 0..program.kernels.len() {
         let _ = writeln!(
             c,
-            "void {kernel_prefix}_k{i}(uint8_t *const *, const int64_t *, int64_t, int64_t);"
+            "void {}(uint8_t *const *, const int64_t *, int64_t, int64_t);",
+            smelt_lower::kernel_symbol(kernel_prefix, i)
         );
     }
     let dim_values: Vec<String> = program
@@ -253,7 +254,8 @@ pub fn generate(
         };
         let _ = writeln!(
             c,
-            "    {{{kernel_prefix}_k{i}, {extent}, {align}, {points}ULL}}, /* {} */",
+            "    {{{}, {extent}, {align}, {points}ULL}}, /* {} */",
+            smelt_lower::kernel_symbol(kernel_prefix, i),
             c_comment(&k.name)
         );
     }

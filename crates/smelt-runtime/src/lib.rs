@@ -106,6 +106,8 @@ pub struct CompiledModel {
     pool: Option<rayon::ThreadPool>,
     plans: Mutex<HashMap<Vec<u64>, Arc<MemoryPlan>>>,
     arena: Mutex<Vec<Line>>,
+    /// `program.dims()`, computed once: the order of the kernels' `dims` argument.
+    dim_names: Vec<String>,
     /// Per-kernel wall time in ns summed over runs, when profiling is on.
     profile: Mutex<Option<Vec<u64>>>,
 }
@@ -133,12 +135,14 @@ impl CompiledModel {
         } else {
             None
         };
+        let dim_names = exec.program.dims();
         Ok(CompiledModel {
             exec,
             threads,
             pool,
             plans: Mutex::new(HashMap::new()),
             arena: Mutex::new(vec![]),
+            dim_names,
             profile: Mutex::new(None),
         })
     }
@@ -179,9 +183,7 @@ impl CompiledModel {
 
     fn plan(&self, dims: &HashMap<String, u64>) -> Result<Arc<MemoryPlan>, RuntimeError> {
         let key: Vec<u64> = self
-            .exec
-            .program
-            .dims()
+            .dim_names
             .iter()
             .map(|d| dims.get(d).copied().unwrap_or(0))
             .collect();
@@ -210,8 +212,8 @@ impl CompiledModel {
             }
         }
         let plan = self.plan(&dims)?;
-        let dim_values: Vec<i64> = program
-            .dims()
+        let dim_values: Vec<i64> = self
+            .dim_names
             .iter()
             .map(|d| dims.get(d).copied().unwrap_or(0) as i64)
             .collect();

@@ -27,7 +27,6 @@ pub mod quantize;
 
 use std::collections::HashMap;
 
-use bytes_free::tensor_i4;
 use smelt_ir::pass::{OptionKind, OptionSpec, PassOptions};
 use smelt_ir::{
     Constant, DType, Encoding, Granularity, Graph, IrError, IrResult, OpKind, Part, Pass,
@@ -222,11 +221,9 @@ impl BlockwiseQuant {
     }
 
     fn code_tensor(&self, codes: &[i32], shape: Vec<usize>) -> IrResult<Tensor> {
-        match (self.weight_bits, self.symmetric) {
-            (8, true) => Tensor::from_vec(shape, codes.iter().map(|&c| c as i8).collect()),
-            (8, false) => Tensor::from_vec(shape, codes.iter().map(|&c| c as u8).collect()),
-            (_, signed) => tensor_i4(codes, shape, signed),
-        }
+        let dtype = Encoding::blockwise_code_dtype(self.weight_bits, self.symmetric);
+        let values: Vec<f64> = codes.iter().map(|&c| f64::from(c)).collect();
+        Tensor::from_f64(dtype, shape, &values)
     }
 
     fn parts(&self, q: &Quantized, shape: Vec<usize>) -> IrResult<Vec<Part>> {
@@ -347,20 +344,5 @@ impl Pass for BlockwiseQuant {
         }
         cx.note(note.clone());
         Ok(PassReport::changed(note))
-    }
-}
-
-/// Packing of 4-bit codes, two per byte, low nibble first.
-mod bytes_free {
-    use smelt_ir::{DType, IrResult, Tensor};
-
-    pub fn tensor_i4(codes: &[i32], shape: Vec<usize>, signed: bool) -> IrResult<Tensor> {
-        let mut packed = vec![0u8; codes.len().div_ceil(2)];
-        for (i, &c) in codes.iter().enumerate() {
-            let nibble = (c as u8) & 0x0f;
-            packed[i / 2] |= if i % 2 == 0 { nibble } else { nibble << 4 };
-        }
-        let dtype = if signed { DType::I4 } else { DType::U4 };
-        Tensor::from_bytes(dtype, shape, packed.into())
     }
 }
