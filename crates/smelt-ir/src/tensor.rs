@@ -224,6 +224,15 @@ impl Tensor {
                         .collect::<Vec<u8>>(),
                 ),
             ),
+            // Two codes per byte, low nibble first; values wrap to their 4 bits.
+            DType::I4 | DType::U4 => {
+                let mut packed = vec![0u8; values.len().div_ceil(2)];
+                for (i, &v) in values.iter().enumerate() {
+                    let nibble = (v as i64 as u8) & 0x0f;
+                    packed[i / 2] |= if i % 2 == 0 { nibble } else { nibble << 4 };
+                }
+                Tensor::from_bytes(dtype, shape, Bytes::from(packed))
+            }
             other => Err(IrError::InvalidTensor(format!(
                 "cannot build a {other} tensor from f64 values"
             ))),
