@@ -4,9 +4,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Ok(g) = smelt_ir::text::parse(text) {
-        let printed = smelt_ir::text::print(&g);
-        let again = smelt_ir::text::parse_with(&printed, Some(g.store())).expect("printed IR parses");
-        assert_eq!(smelt_ir::text::print(&again), printed);
+    if let Ok(g) = smelt::ir::text::parse(text) {
+        let printed = smelt::ir::text::print(&g);
+        let again = smelt::ir::text::parse_with(&printed, Some(g.store())).expect("printed IR parses");
+        assert_eq!(smelt::ir::text::print(&again), printed);
     }
 });

@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = smelt_onnx::import_bytes(bytes::Bytes::copy_from_slice(data), None);
+    let _ = smelt::onnx::import_bytes(bytes::Bytes::copy_from_slice(data), None);
 });

@@ -1,0 +1,1 @@
+//! Random small graphs for differential testing and fuzzing (work in progress).
