@@ -1,6 +1,7 @@
 //! PTX for a real model: MiniLM-L6-v2 (batch 1, seq 16) lowered and compiled to PTX for
-//! sm_80 and sm_90 with the LLVM backend (`smelt::codegen_llvm::compile_ptx`, one
-//! thread per output point), then validated with `ptxas`.
+//! sm_80 and sm_90 with the LLVM backend (`smelt::codegen_llvm::compile_ptx`: tiled
+//! matmuls, warp-per-row Softmax/LayerNorm), then validated with `ptxas -v`, which must
+//! report no register spills.
 //!
 //! `ptxas` is looked up in `SMELT_PTXAS`, then in the `nvidia-cuda-nvcc-cu12` pip
 //! wheel; where neither is found the test prints that it skipped the validation and
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use smelt::codegen_llvm::{compile_ptx, launch_manifest};
+use smelt::codegen_llvm::{compile_ptx, gpu_launches, launch_manifest, GpuSchedule};
 use smelt::lower::lower;
 use smelt::{Driver, Graph};
 
@@ -66,6 +67,20 @@ fn minilm_ptx_validates_with_ptxas() {
         program.kernels.len(),
         "{manifest}"
     );
+    // Every matmul (projections, FFN, attention) is tiled; Softmax and LayerNorm rows
+    // get a warp each.
+    let launches = gpu_launches(&program, 256);
+    let count = |s: GpuSchedule| launches.iter().filter(|l| l.schedule == s).count();
+    let (tiled, warp) = (
+        count(GpuSchedule::TiledMatmul),
+        count(GpuSchedule::WarpPerPoint),
+    );
+    eprintln!(
+        "MiniLM schedules: {tiled} tiled-matmul, {warp} warp-per-point, {} point",
+        count(GpuSchedule::Point)
+    );
+    assert!(tiled >= 6 * 6, "{manifest}");
+    assert!(warp >= 6 * 3, "{manifest}");
     let ptxas = ptxas();
     if ptxas.is_none() {
         eprintln!("ptxas not found (SMELT_PTXAS, nvidia-cuda-nvcc-cu12): skipping validation");
@@ -86,6 +101,7 @@ fn minilm_ptx_validates_with_ptxas() {
             std::fs::write(&src, &ptx).unwrap();
             let out = Command::new(p)
                 .arg(format!("-arch={gpu}"))
+                .arg("-v")
                 .arg(&src)
                 .arg("-o")
                 .arg(&obj)
@@ -96,7 +112,28 @@ fn minilm_ptx_validates_with_ptxas() {
                 "ptxas -arch={gpu}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            eprintln!("MiniLM {gpu}: ptxas ok");
+            let info = String::from_utf8_lossy(&out.stderr);
+            let spills: Vec<&str> = info
+                .lines()
+                .filter(|l| l.contains("spill stores") && !l.contains(" 0 bytes spill stores"))
+                .collect();
+            assert!(
+                spills.is_empty(),
+                "ptxas -arch={gpu} reports spills:\n{info}"
+            );
+            let max_regs = info
+                .lines()
+                .filter_map(|l| {
+                    l.split("Used ")
+                        .nth(1)?
+                        .split(' ')
+                        .next()?
+                        .parse::<u32>()
+                        .ok()
+                })
+                .max()
+                .unwrap_or(0);
+            eprintln!("MiniLM {gpu}: ptxas ok, no spills, at most {max_regs} registers per thread");
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

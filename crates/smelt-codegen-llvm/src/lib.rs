@@ -42,8 +42,9 @@
 //! implementation). f16, bf16, the low-precision float formats, packed 4-bit integers
 //! and strings are refused with [`CodegenError::Unsupported`].
 //!
-//! [`compile_ptx`] compiles the same kernels to PTX for NVIDIA GPUs, one thread per
-//! output point (see its docs); [`launch_manifest`] says how to launch them.
+//! [`compile_ptx`] compiles the same kernels to PTX for NVIDIA GPUs with GPU schedules
+//! (shared-memory tiled matmuls, warp-per-row reductions, one thread per point
+//! elsewhere); [`gpu_launches`] and [`launch_manifest`] say how to launch them.
 
 mod block;
 mod emit;
@@ -57,6 +58,7 @@ mod target;
 use smelt_lower::KernelProgram;
 
 pub use jit::JitProgram;
+pub use ptx::{gpu_launches, GpuLaunch, GpuSchedule, GridDim};
 
 /// A compiled kernel: `(buffers, dims, start, end)`; see the crate docs.
 pub type KernelFn = unsafe extern "C" fn(*const *mut u8, *const i64, i64, i64);
@@ -138,34 +140,34 @@ pub fn emit_ir(program: &KernelProgram, opts: &Options) -> Result<String, Codege
 ///
 /// Kernel `i` becomes the `.entry` `smelt_k{i}` with the CPU signature
 /// `(buffers, dims, start, end)`; `buffers` and `dims` are device pointers (a device
-/// array of device buffer pointers, a device array of `i64` dims). Schedule: one
-/// thread per output point. The output loops are flattened into the linear index
-/// `blockIdx.x * blockDim.x + threadIdx.x`; threads past the product of the output
-/// extents return, the others split the index into the loop variables (innermost
-/// fastest) and run the body, inner (reduce) loops sequentially. `start` and `end`
-/// are ignored: one launch covers the whole output (grid and block sizes: see
-/// [`launch_manifest`]). f32 `log` is `lg2.approx.f32(x) * ln 2` (absolute error
-/// about 2^-21 near 1). Kernels using `pow` of floats, or f64 `exp`, `log`, `tanh`,
-/// `erf` (which would need libdevice) are refused with [`CodegenError::Unsupported`].
+/// array of device buffer pointers, a device array of `i64` dims). Each kernel has one
+/// of three GPU schedules — a shared-memory tiled matmul, one warp per output point
+/// with warp-shuffle reductions, or one thread per output point — and must be launched
+/// with the grid and block [`gpu_launches`] gives it (also written by
+/// [`launch_manifest`]). `start` and `end` are not read. f32 `log` is
+/// `lg2.approx.f32(x) * ln 2` (absolute error about 2^-21 near 1). Kernels using `pow`
+/// of floats, or f64 `exp`, `log`, `tanh`, `erf` (which would need libdevice) are
+/// refused with [`CodegenError::Unsupported`].
 pub fn compile_ptx(program: &KernelProgram, gpu: &str) -> Result<String, CodegenError> {
     ptx::compile_ptx(program, gpu)
 }
 
-/// A JSON launch manifest for the kernels of [`compile_ptx`] with `block` threads per
-/// block (1-D, `block` of 0 counts as 1):
+/// A JSON launch manifest for the kernels of [`compile_ptx`]; `block` is the block
+/// size of one-thread-per-point kernels (clamped to 1..=1024):
 ///
 /// ```json
-/// {"program": "...", "schedule": "one thread per output point",
-///  "params": ["buffers", "dims", "start", "end"], "dims": ["batch", "seq"],
-///  "kernels": [{"name": "smelt_k0", "kernel": "k0_add", "threads": 4096,
-///               "block": 256, "grid": 16}, ...]}
+/// {"program": "...", "params": ["buffers", "dims", "start", "end"], "dims": ["seq"],
+///  "kernels": [{"name": "smelt_k0", "kernel": "k0_matmul", "schedule": "tiled-matmul",
+///               "grid": [6, "ceil(?seq / 64)", 1], "block": [16, 16, 1],
+///               "shared_bytes": 8256}, ...],
+///  "buffers": [{"buffer": 0, "name": "x", "kind": "input", "index": 0,
+///               "dtype": "f32", "bytes": "1536*?seq"}, ...]}
 /// ```
 ///
-/// `threads` is the product of the kernel's output extents: a number when it is
-/// known, else a string expression over the dims (`"12*?seq"`, `?d` being dim `d`);
-/// `grid` is then `ceil(threads / block)` as a number (at least 1) or as such a
-/// string. Launch `grid` blocks of `block` threads in x (y and z 1), with any
-/// `start`/`end`.
+/// Grid extents are numbers when known, else string formulas over the dims (`?d` is
+/// dim `d`; `ceil(a / b)` rounds up, and is at least 1). The buffer table says what
+/// the host puts in `buffers[i]`: inputs and outputs by index, constants, temporaries
+/// and views (which share the storage of the buffer `of` names).
 pub fn launch_manifest(program: &KernelProgram, block: u32) -> String {
     ptx::launch_manifest(program, block)
 }

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use smelt_codegen_llvm::{compile_ptx, launch_manifest, CodegenError};
+use smelt_codegen_llvm::{compile_ptx, gpu_launches, launch_manifest, CodegenError, GpuSchedule};
 
 mod deps {
     pub use smelt_interp as interp;
@@ -75,6 +75,7 @@ fn corpus_ptx_validates_with_ptxas() {
     std::fs::create_dir_all(&dir).unwrap();
     let cases = harness::corpus();
     let (mut lowered, mut valid) = (0, [0usize; 2]);
+    let mut schedules = [0usize; 3];
     let mut unsupported = vec![];
     let mut failures = vec![];
     for (n, case) in cases.iter().enumerate() {
@@ -92,6 +93,27 @@ fn corpus_ptx_validates_with_ptxas() {
                         "{}: one .entry per kernel",
                         case.title()
                     );
+                    // Each schedule's signature instructions are in the PTX.
+                    let launches = gpu_launches(&program, 256);
+                    for l in &launches {
+                        let (slot, marks): (usize, &[&str]) = match l.schedule {
+                            GpuSchedule::Point => (0, &[]),
+                            GpuSchedule::WarpPerPoint => (1, &["shfl.sync.bfly"]),
+                            GpuSchedule::TiledMatmul => (2, &[".shared", "bar.sync", "fma.rn.f32"]),
+                        };
+                        if gi == 0 {
+                            schedules[slot] += 1;
+                        }
+                        for mark in marks {
+                            assert!(
+                                ptx.contains(mark),
+                                "{}: {} ({}) has no `{mark}`",
+                                case.title(),
+                                l.kernel,
+                                l.schedule.name()
+                            );
+                        }
+                    }
                     match &ptxas {
                         Some(p) => match validate(p, &dir, &ptx, gpu, &format!("case{n}")) {
                             Ok(()) => valid[gi] += 1,
@@ -124,6 +146,12 @@ fn corpus_ptx_validates_with_ptxas() {
         },
         unsupported.len()
     );
+    eprintln!(
+        "kernel schedules: {} point, {} warp-per-point, {} tiled-matmul",
+        schedules[0], schedules[1], schedules[2]
+    );
+    // The corpus has matmuls and row/reduce kernels: both GPU schedules must be used.
+    assert!(schedules[1] >= 10 && schedules[2] >= 10, "{schedules:?}");
     if std::env::var_os("SMELT_PTX_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -151,7 +179,11 @@ fn manifest_has_symbolic_thread_counts_and_bad_gpus_are_refused() {
     assert!(m.contains("\"dims\": [\"n\"]"), "{m}");
     assert!(m.contains("?n"), "{m}");
     assert!(m.contains("ceil("), "{m}");
-    assert!(m.contains("\"block\": 128"), "{m}");
+    // The matmul is tiled (16 × 16 threads, grid rows a formula over ?n); the row
+    // reduction after it gets a warp per row.
+    assert!(m.contains("\"schedule\": \"tiled-matmul\""), "{m}");
+    assert!(m.contains("\"block\": [16, 16, 1]"), "{m}");
+    assert!(m.contains("\"ceil(?n / 64)\""), "{m}");
     assert!(m.contains("\"name\": \"smelt_k0\""), "{m}");
     // The buffer table: every buffer, inputs and outputs by index, byte sizes (formulas
     // when symbolic).
