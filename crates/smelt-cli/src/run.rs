@@ -29,9 +29,11 @@ pub struct RunArgs {
     /// Run this many times (after one warm-up run) and print the median and p90 time.
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
-    /// The engine: `cranelift` (compiled native code) or `interp` (reference interpreter).
-    #[arg(long, default_value = "cranelift")]
-    pub backend: Backend,
+    /// The engine: `cranelift` or `llvm` (compiled native code), `interp` (reference
+    /// interpreter), or `cuda` (PTX on NVIDIA GPU 0; needs the `cuda` feature and a
+    /// driver).
+    #[arg(long, default_value = "cranelift", value_parser = parse_engine)]
+    pub backend: Engine,
     /// Worker threads for compiled code (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -39,6 +41,25 @@ pub struct RunArgs {
     /// along the first axis (repeatable).
     #[arg(long = "calib", value_name = "NAME=FILE.npy", value_parser = crate::inputs::parse_binding)]
     pub calib: Vec<(String, PathBuf)>,
+}
+
+/// What runs the model: a CPU engine of [`Compiled`], or the GPU.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The interpreter or a CPU code generator.
+    Cpu(Backend),
+    /// PTX on an NVIDIA GPU through the CUDA driver.
+    Cuda,
+}
+
+fn parse_engine(s: &str) -> std::result::Result<Engine, String> {
+    match s {
+        "cuda" => Ok(Engine::Cuda),
+        other => other
+            .parse::<Backend>()
+            .map(Engine::Cpu)
+            .map_err(|e| format!("{e}, or `cuda`")),
+    }
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
@@ -52,17 +73,24 @@ pub fn run(a: RunArgs) -> Result<()> {
         .iter()
         .map(|(n, t)| (n.as_str(), t.clone()))
         .collect();
+    let backend = match a.backend {
+        Engine::Cpu(b) => b,
+        Engine::Cuda => {
+            let outputs = run_cuda(&model.graph, &named, a.repeat)?;
+            return write_outputs(&outputs, a.output_dir.as_deref());
+        }
+    };
     let compiled = Compiled::new(
         model.graph.clone(),
         CompileOptions {
-            backend: a.backend,
+            backend,
             threads: a.threads,
             ..CompileOptions::default()
         },
     )?;
     let by_name = compiled.input_shapes(&named)?;
     let stats = compiled.prepare(&by_name)?;
-    if a.backend != Backend::Interp {
+    if backend != Backend::Interp {
         eprintln!(
             "compiled in {:.1} ms ({} kernels, arena {} bytes)",
             stats.total_ms(),
@@ -84,24 +112,72 @@ pub fn run(a: RunArgs) -> Result<()> {
         let p90 = times[(times.len() * 9 / 10).min(times.len() - 1)];
         eprintln!(
             "{}: median {:.2} ms, p90 {p90:.2} ms over {} runs",
-            a.backend,
+            backend,
             times[times.len() / 2],
             times.len()
         );
     } else {
-        eprintln!("ran in {first_ms:.1} ms ({})", a.backend);
+        eprintln!("ran in {first_ms:.1} ms ({})", backend);
     }
-    if let Some(dir) = &a.output_dir {
+    write_outputs(&outputs, a.output_dir.as_deref())
+}
+
+/// Prints each output's preview and writes it to `dir/<name>.npy` when asked.
+fn write_outputs(outputs: &[(String, Tensor)], dir: Option<&std::path::Path>) -> Result<()> {
+    if let Some(dir) = dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    for (name, t) in &outputs {
+    for (name, t) in outputs {
         println!("{name}: {}{:?} {}", t.dtype(), t.shape(), preview(t));
-        if let Some(dir) = &a.output_dir {
+        if let Some(dir) = dir {
             let file = dir.join(format!("{}.npy", sanitize(name)));
             smelt::ir::npy::write_npy_file(&file, t)?;
         }
     }
     Ok(())
+}
+
+/// Runs on GPU 0 (after one untimed run when `repeat` > 1, which compiles and loads).
+#[cfg(feature = "cuda")]
+fn run_cuda(
+    graph: &smelt::Graph,
+    named: &[(&str, Tensor)],
+    repeat: usize,
+) -> Result<Vec<(String, Tensor)>> {
+    let gpu = smelt::gpu::GpuModel::new(graph.clone(), 0)?;
+    let t0 = std::time::Instant::now();
+    let outputs = gpu.run(named)?;
+    eprintln!(
+        "compiled, loaded and ran in {:.1} ms on {}",
+        t0.elapsed().as_secs_f64() * 1e3,
+        gpu.device().unwrap_or_default()
+    );
+    if repeat > 1 {
+        let mut times = Vec::with_capacity(repeat);
+        for _ in 0..repeat {
+            let t = std::time::Instant::now();
+            gpu.run(named)?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        eprintln!(
+            "cuda: median {:.3} ms over {} runs (inputs and outputs copied each run)",
+            times[times.len() / 2],
+            times.len()
+        );
+    }
+    Ok(outputs)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn run_cuda(
+    _graph: &smelt::Graph,
+    _named: &[(&str, Tensor)],
+    _repeat: usize,
+) -> Result<Vec<(String, Tensor)>> {
+    anyhow::bail!(
+        "this build of smelt has no GPU runtime (build smelt-cli with the `cuda` feature)"
+    )
 }
 
 /// Output names may contain `/`; keep file names inside the output folder.

@@ -175,6 +175,11 @@ impl Compiled {
         &self.input_names
     }
 
+    /// The graph's output names, in order.
+    pub fn output_names(&self) -> &[String] {
+        &self.output_names
+    }
+
     /// The shapes of named inputs in the model's input order (every input must be
     /// given), the form [`Compiled::prepare`] takes.
     pub fn input_shapes(&self, inputs: &[(&str, Tensor)]) -> Result<Vec<Vec<usize>>> {

@@ -27,6 +27,10 @@ pub enum Error {
     /// Running compiled code.
     #[error(transparent)]
     Runtime(#[from] smelt_runtime::RuntimeError),
+    /// Loading or running a model on a GPU.
+    #[cfg(feature = "cuda")]
+    #[error(transparent)]
+    Cuda(#[from] smelt_cuda::CudaError),
     /// Reading or writing a file.
     #[error("{path}: {source}")]
     Io {

@@ -21,6 +21,8 @@ pub mod aot;
 mod compile;
 mod driver;
 mod error;
+#[cfg(feature = "cuda")]
+pub mod gpu;
 mod model;
 #[cfg(feature = "testing")]
 pub mod testing;
