@@ -11,7 +11,10 @@
 //! A `.smelt` test file is a list of cases separated by `// -----` lines. A
 //! `// RUN: <pipeline>` line sets the pipeline for its case and every later one;
 //! `// ERROR: <text>` says the case must fail (or warn) with a message containing
-//! `<text>`. Any other `//` line is a comment. The snapshot holds, per case, the pipeline,
+//! `<text>`. `// CALIB: <n>` gives data-driven passes `n` calibration samples: inputs of
+//! the graph's (static) shapes filled with deterministic pseudo-random values (floats in
+//! [-4, 4), integers in [0, 4), booleans alternating), run through the interpreter. Any
+//! other `//` line is a comment. The snapshot holds, per case, the pipeline,
 //! the output IR (or the error) and the passes' diagnostics as `// note(pass): ...` lines.
 //!
 //! ```text
@@ -49,6 +52,8 @@ pub struct Case {
     pub pipeline: String,
     /// Expected error or diagnostic texts (`// ERROR:`), each a substring.
     pub expected_errors: Vec<String>,
+    /// Calibration samples to generate (`// CALIB:`), 0 for none.
+    pub calibration: usize,
     /// The graph text (comment lines removed).
     pub input: String,
     /// 1-based line of the case's first line in the file, for messages.
@@ -63,10 +68,13 @@ pub fn split_cases(text: &str) -> Vec<Case> {
     for chunk in text.split("\n// -----\n") {
         let mut expected_errors = vec![];
         let mut body = vec![];
+        let mut calibration = 0;
         for l in chunk.lines() {
             let t = l.trim();
             if let Some(p) = t.strip_prefix("// RUN:") {
                 pipeline = p.trim().to_string();
+            } else if let Some(n) = t.strip_prefix("// CALIB:") {
+                calibration = n.trim().parse().unwrap_or(0);
             } else if let Some(e) = t.strip_prefix("// ERROR:") {
                 expected_errors.push(e.trim().to_string());
             } else if !t.starts_with("//") {
@@ -78,6 +86,7 @@ pub fn split_cases(text: &str) -> Vec<Case> {
             cases.push(Case {
                 pipeline: pipeline.clone(),
                 expected_errors,
+                calibration,
                 input,
                 line,
             });
@@ -102,6 +111,16 @@ pub struct CaseOutput {
 /// Run `pipeline` (passes from `driver`) on a graph given in the textual IR, verifying
 /// the graph after every pass.
 pub fn run_case(driver: &Driver, pipeline: &str, input: &str) -> CaseOutput {
+    run_case_calibrated(driver, pipeline, input, 0)
+}
+
+/// [`run_case`] with `samples` generated calibration samples (see the module docs).
+pub fn run_case_calibrated(
+    driver: &Driver,
+    pipeline: &str,
+    input: &str,
+    samples: usize,
+) -> CaseOutput {
     let fail = |kind: &str, e: String| CaseOutput {
         text: format!("// {kind}: {e}\n"),
         failed: true,
@@ -116,7 +135,14 @@ pub fn run_case(driver: &Driver, pipeline: &str, input: &str) -> CaseOutput {
         Err(e) => return fail("pipeline error", e.to_string()),
     };
     pm.verify_each(true);
-    let mut cx = PassContext::default();
+    let mut cx = if samples == 0 {
+        PassContext::default()
+    } else {
+        match calibration_samples(&g, samples) {
+            Ok(s) => PassContext::with_calibration(s, std::sync::Arc::new(crate::InterpEvaluator)),
+            Err(e) => return fail("calibration error", e),
+        }
+    };
     let result = pm.run(&mut g, &mut cx);
     let mut messages = vec![];
     let mut diagnostics = String::new();
@@ -143,6 +169,49 @@ pub fn run_case(driver: &Driver, pipeline: &str, input: &str) -> CaseOutput {
     }
 }
 
+/// `n` calibration samples for `g`'s inputs (static shapes only), deterministic.
+fn calibration_samples(
+    g: &smelt_ir::Graph,
+    n: usize,
+) -> Result<Vec<smelt_ir::pass::CalibrationSample>, String> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as f64 / (1u64 << 31) as f64
+    };
+    let mut out = vec![];
+    for _ in 0..n {
+        let mut sample = vec![];
+        for &v in g.inputs() {
+            let name = g.value(v).name.clone();
+            let ty = g.ty(v);
+            let dims: Vec<usize> = ty
+                .dims()
+                .and_then(|d| d.iter().map(|d| d.known().map(|k| k as usize)).collect())
+                .ok_or_else(|| format!("input `{name}` has no static shape to calibrate with"))?;
+            let count: usize = dims.iter().product();
+            let values: Vec<f64> = (0..count)
+                .map(|i| {
+                    if ty.dtype.is_float() {
+                        next() * 8.0 - 4.0
+                    } else if ty.dtype == smelt_ir::DType::Bool {
+                        (i % 2) as f64
+                    } else {
+                        (next() * 4.0).floor()
+                    }
+                })
+                .collect();
+            let t = smelt_ir::Tensor::from_f64(ty.dtype, dims, &values)
+                .map_err(|e| format!("input `{name}`: {e}"))?;
+            sample.push((name, t));
+        }
+        out.push(sample);
+    }
+    Ok(out)
+}
+
 /// Run `pipeline` on `input` with the default driver and return the snapshot text;
 /// panics (failing the test) if the case fails. Used by [`assert_rewrite!`](crate::assert_rewrite).
 pub fn rewrite(driver: &Driver, pipeline: &str, input: &str) -> String {
@@ -161,7 +230,7 @@ pub fn run_file(driver: &Driver, file: &str, text: &str) -> String {
     for (i, case) in cases.iter().enumerate() {
         let at = format!("{file}:{} (case {i})", case.line);
         assert!(!case.pipeline.is_empty(), "{at}: no `// RUN:` line");
-        let result = run_case(driver, &case.pipeline, &case.input);
+        let result = run_case_calibrated(driver, &case.pipeline, &case.input, case.calibration);
         if case.expected_errors.is_empty() {
             assert!(!result.failed, "{at}: unexpected failure:\n{}", result.text);
         }

@@ -11,29 +11,44 @@
 //! - `weights`: code bits, 8 or 4;
 //! - `activations`: 0 (weights only) or 8: every matmul's activation inputs get a
 //!   QuantizeLinear/DequantizeLinear pair with static int8 scales per block of the
-//!   reduction axis, calibrated on the `--calib` samples (largest magnitude per block);
+//!   last axis, calibrated on the `--calib` samples;
 //! - `block`: elements per scale block along the reduction axis;
 //! - `scale`: `f32`, `f16` or `pow2` (requantization becomes a shift);
 //! - `symmetric`: signed codes without zero points, or unsigned codes with a zero point
 //!   per block;
-//! - `search`: `mse` (default) clips each block's range to the ratio with the least
-//!   squared error, `minmax` uses the block's extremes;
-//! - `ops`: which families to quantize, `+`-separated: `matmul`, `embedding`.
+//! - `search`: `mse` (default) clips each weight block's range to the ratio with the
+//!   least squared error, `minmax` uses the block's extremes;
+//! - `calibrate`: how activation ranges are chosen from the calibration data: `max`
+//!   (default), `percentile` (99.99th) or `mse` ([`calibrate`]);
+//! - `ops`: which families to quantize, `+`-separated: `matmul` and `embedding`
+//!   (weights), `gelu` (table GELU), `softmax` (table exp, uint8 probabilities),
+//!   `layernorm` (int8 LayerNorm inputs) and `residual` (int8 inputs of the residual
+//!   Adds), see [`nonlinear`]; all but `softmax` need calibration data. `gelu` matches
+//!   `Gelu` ops: run `simplify` (or `recognize`) first to fold the Erf form;
+//! - `keep`: node-name patterns (`|`-separated, `*` matches any run of characters, a
+//!   pattern without `*` matches anywhere in the name) whose nodes stay in f32:
+//!   neither their weights nor their inputs are quantized;
+//! - `w8`: node-name patterns whose weights get 8-bit codes when `weights=4`.
 //!
-//! Written only against `smelt-ir`'s public API, as any user's pass would be.
+//! //! Written only against `smelt-ir`'s public API, as any user's pass would be.
 
 pub mod activations;
+pub mod calibrate;
+pub mod nonlinear;
+pub mod qdq;
 pub mod quantize;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use smelt_ir::pass::{OptionKind, OptionSpec, PassOptions};
 use smelt_ir::{
-    Constant, DType, Encoding, Granularity, Graph, IrError, IrResult, OpKind, Part, Pass,
+    Constant, DType, Encoding, Granularity, Graph, IrError, IrResult, NodeId, OpKind, Part, Pass,
     PassContext, PassRegistry, PassReport, ScaleKind, Tensor, ValueId,
 };
 
-use crate::quantize::{pow2_code, quantize, stored_bytes, Quantized, ScaleFormat};
+use crate::calibrate::{observe_ranges, Blocks, RangeMethod};
+
+use crate::quantize::{pow2_code, quantize, round_scale, stored_bytes, Quantized, ScaleFormat};
 
 /// The pass and its options.
 #[derive(Debug, Clone)]
@@ -54,6 +69,20 @@ pub struct BlockwiseQuant {
     pub mse_search: bool,
     /// Quantize matmul activations to int8 with calibrated blockwise scales.
     pub activations: bool,
+    /// Replace exact GELUs by calibrated 256-entry tables.
+    pub gelu: bool,
+    /// Replace last-axis Softmaxes by the table-exp form with uint8 output.
+    pub softmax: bool,
+    /// Quantize LayerNormalization inputs to int8.
+    pub layernorm: bool,
+    /// Quantize both inputs of the residual Adds feeding LayerNormalization to int8.
+    pub residual: bool,
+    /// How activation ranges are chosen from calibration data.
+    pub range: RangeMethod,
+    /// Node-name patterns left in f32.
+    pub keep: Vec<String>,
+    /// Node-name patterns whose weights get 8-bit codes.
+    pub w8: Vec<String>,
 }
 
 impl Default for BlockwiseQuant {
@@ -67,6 +96,13 @@ impl Default for BlockwiseQuant {
             embedding: true,
             mse_search: true,
             activations: false,
+            gelu: false,
+            softmax: false,
+            layernorm: false,
+            residual: false,
+            range: RangeMethod::Max,
+            keep: vec![],
+            w8: vec![],
         }
     }
 }
@@ -114,10 +150,28 @@ pub fn register(reg: &mut PassRegistry) {
                 help: "per-block range: clipped for least squared error (mse) or the block's min/max",
             },
             OptionSpec {
+                name: "calibrate",
+                kind: OptionKind::Enum(&["max", "percentile", "mse"]),
+                default: Some("max"),
+                help: "activation ranges from calibration data: largest magnitude, 99.99th percentile, or least squared error",
+            },
+            OptionSpec {
                 name: "ops",
                 kind: OptionKind::Str,
                 default: Some("matmul+embedding"),
-                help: "families to quantize, `+`-separated: matmul, embedding",
+                help: "families to quantize, `+`-separated: matmul, embedding, gelu, softmax, layernorm, residual",
+            },
+            OptionSpec {
+                name: "keep",
+                kind: OptionKind::Str,
+                default: Some(""),
+                help: "node-name patterns (`|`-separated, `*` wildcard) left in f32",
+            },
+            OptionSpec {
+                name: "w8",
+                kind: OptionKind::Str,
+                default: Some(""),
+                help: "node-name patterns (`|`-separated, `*` wildcard) whose weights get 8-bit codes",
             },
         ],
         |o| Ok(Box::new(BlockwiseQuant::from_options(o)?)),
@@ -161,14 +215,25 @@ impl BlockwiseQuant {
             embedding: false,
             mse_search: o.get("search").unwrap_or("mse") == "mse",
             activations: act == 8,
+            range: RangeMethod::parse(o.get("calibrate").unwrap_or("max"))
+                .ok_or_else(|| option_error("calibrate: expected max, percentile or mse"))?,
+            keep: patterns(o.get("keep").unwrap_or("")),
+            w8: patterns(o.get("w8").unwrap_or("")),
+            ..BlockwiseQuant::default()
         };
+        pass.matmul = false;
+        pass.embedding = false;
         for family in ops.split('+').filter(|f| !f.is_empty()) {
             match family {
                 "matmul" => pass.matmul = true,
                 "embedding" => pass.embedding = true,
+                "gelu" => pass.gelu = true,
+                "softmax" => pass.softmax = true,
+                "layernorm" => pass.layernorm = true,
+                "residual" => pass.residual = true,
                 other => {
                     return Err(option_error(format!(
-                        "ops: unknown family `{other}` (known: matmul, embedding)"
+                        "ops: unknown family `{other}` (known: matmul, embedding, gelu, softmax, layernorm, residual)"
                     )))
                 }
             }
@@ -177,7 +242,7 @@ impl BlockwiseQuant {
     }
 
     /// The encoded constant for a plain f32 weight `[rows, cols]` quantized along `axis`.
-    fn encode(&self, t: &Tensor, axis: usize) -> IrResult<(Constant, usize)> {
+    fn encode(&self, t: &Tensor, axis: usize, bits: u8) -> IrResult<(Constant, usize)> {
         let [rows, cols] = t.shape() else {
             return Err(option_error("only 2-D weights are quantized"));
         };
@@ -189,14 +254,14 @@ impl BlockwiseQuant {
             cols,
             axis,
             self.block,
-            self.weight_bits,
+            bits,
             self.symmetric,
             self.scale,
             self.mse_search,
         );
-        let bytes = stored_bytes(&q, self.weight_bits, self.scale);
+        let bytes = stored_bytes(&q, bits, self.scale);
         let encoding = Encoding::BlockwiseInt {
-            bits: self.weight_bits,
+            bits,
             signed: self.symmetric,
             granularity: Granularity::Block {
                 axis,
@@ -205,7 +270,7 @@ impl BlockwiseQuant {
             scale: self.scale_kind(),
             zero_point: !self.symmetric,
         };
-        let parts = self.parts(&q, vec![rows, cols])?;
+        let parts = self.parts(&q, vec![rows, cols], bits)?;
         Ok((
             Constant::encoded(DType::F32, vec![rows, cols], encoding, parts)?,
             bytes,
@@ -220,13 +285,13 @@ impl BlockwiseQuant {
         }
     }
 
-    fn code_tensor(&self, codes: &[i32], shape: Vec<usize>) -> IrResult<Tensor> {
-        let dtype = Encoding::blockwise_code_dtype(self.weight_bits, self.symmetric);
+    fn code_tensor(&self, codes: &[i32], shape: Vec<usize>, bits: u8) -> IrResult<Tensor> {
+        let dtype = Encoding::blockwise_code_dtype(bits, self.symmetric);
         let values: Vec<f64> = codes.iter().map(|&c| f64::from(c)).collect();
         Tensor::from_f64(dtype, shape, &values)
     }
 
-    fn parts(&self, q: &Quantized, shape: Vec<usize>) -> IrResult<Vec<Part>> {
+    fn parts(&self, q: &Quantized, shape: Vec<usize>, bits: u8) -> IrResult<Vec<Part>> {
         let scales = match self.scale {
             ScaleFormat::F32 => Tensor::from_vec(q.scale_shape.clone(), q.scales.clone())?,
             ScaleFormat::F16 => Tensor::from_vec(
@@ -246,7 +311,7 @@ impl BlockwiseQuant {
         let mut parts = vec![
             Part {
                 name: "codes".into(),
-                tensor: self.code_tensor(&q.codes, shape)?,
+                tensor: self.code_tensor(&q.codes, shape, bits)?,
             },
             Part {
                 name: "scales".into(),
@@ -256,7 +321,7 @@ impl BlockwiseQuant {
         if let Some(z) = &q.zero_points {
             parts.push(Part {
                 name: "zero_points".into(),
-                tensor: self.code_tensor(z, q.scale_shape.clone())?,
+                tensor: self.code_tensor(z, q.scale_shape.clone(), bits)?,
             });
         }
         Ok(parts)
@@ -285,16 +350,31 @@ impl Pass for BlockwiseQuant {
 
     fn run(&self, g: &mut Graph, cx: &mut PassContext) -> IrResult<PassReport> {
         let order = g.topo_order()?;
-        let mut done: HashMap<ValueId, ValueId> = HashMap::new();
+        let kept: HashSet<NodeId> = order
+            .iter()
+            .copied()
+            .filter(|&n| matches_any(&self.keep, &g.node(n).name))
+            .collect();
+        let keep = |n: NodeId| kept.contains(&n);
+        let mut done: HashMap<(ValueId, u8), ValueId> = HashMap::new();
+        let mut originals: HashSet<ValueId> = HashSet::new();
         let (mut before, mut after, mut count) = (0usize, 0usize, 0usize);
-        for node in order {
+        for &node in &order {
+            if keep(node) {
+                continue;
+            }
             let Some((slot, axis)) = weight_slot(g, node, self) else {
                 continue;
             };
             let Some(Some(w)) = g.node(node).inputs.get(slot).copied() else {
                 continue;
             };
-            if let Some(&q) = done.get(&w) {
+            let bits = if matches_any(&self.w8, &g.node(node).name) {
+                8
+            } else {
+                self.weight_bits
+            };
+            if let Some(&q) = done.get(&(w, bits)) {
                 g.set_input(node, slot, Some(q))?;
                 continue;
             }
@@ -304,45 +384,195 @@ impl Pass for BlockwiseQuant {
             if t.dtype() != DType::F32 || t.shape().len() != 2 {
                 continue;
             }
-            let (c, bytes) = self.encode(&t, axis)?;
+            let (c, bytes) = self.encode(&t, axis, bits)?;
             let name = format!("{}.q", g.value(w).name);
             let q = g.add_const(&name, c);
             g.set_input(node, slot, Some(q))?;
-            done.insert(w, q);
+            done.insert((w, bits), q);
+            originals.insert(w);
             before += t.len() * 4;
             after += bytes;
             count += 1;
         }
-        let activations = if self.activations {
-            crate::activations::quantize_activations(g, cx, self.block, self.scale)?
-        } else {
-            0
-        };
+        let families = self.quantize_activations(g, cx, &keep)?;
         // The f32 originals go once nothing reads them (the pass leaves no dead weights).
-        for &w in done.keys() {
+        for &w in &originals {
             if !g.is_used(w) {
                 if let Some((producer, _)) = g.producer(w) {
                     g.remove_node(producer)?;
                 }
             }
         }
-        if count == 0 && activations == 0 {
+        if count == 0 && families.is_empty() {
             return Ok(PassReport::unchanged());
         }
-        let mut note = format!(
-            "{count} weights quantized to {} bits (block {}, {} scales): {before} -> {after} bytes ({:.2}x)",
-            self.weight_bits,
-            self.block,
-            self.scale_kind().name(),
-            before as f64 / after.max(1) as f64
-        );
+        let mut parts = vec![];
+        if count > 0 {
+            parts.push(format!(
+                "{count} weights quantized to {} bits (block {}, {} scales): {before} -> {after} bytes ({:.2}x)",
+                self.weight_bits,
+                self.block,
+                self.scale_kind().name(),
+                before as f64 / after.max(1) as f64
+            ));
+        }
+        parts.extend(families);
+        let note = parts.join("; ");
+        cx.note(note.clone());
+        Ok(PassReport::changed(note))
+    }
+}
+
+impl BlockwiseQuant {
+    /// The activation families: calibrate every value they quantize in one sweep over
+    /// the calibration data, then insert the Q/DQ pairs and replace the nonlinearities
+    /// (Q/DQ first, so a pair on a GELU or Softmax output ends up reading the
+    /// replacement). Returns a note per family that changed something.
+    fn quantize_activations(
+        &self,
+        g: &mut Graph,
+        cx: &mut PassContext,
+        keep: &dyn Fn(NodeId) -> bool,
+    ) -> IrResult<Vec<String>> {
+        let softmaxes = if self.softmax {
+            nonlinear::softmax_sites(g, keep)?
+        } else {
+            vec![]
+        };
+        // Softmax outputs are already uint8 in the table form.
+        let table_outputs: HashSet<ValueId> =
+            softmaxes.iter().map(|&n| g.node(n).outputs[0]).collect();
+        let mut pairs: Vec<crate::qdq::Target> = vec![];
+        let mut add = |v: ValueId, b: Blocks, uses: Vec<(NodeId, usize)>| match pairs
+            .iter_mut()
+            .find(|(w, _, _)| *w == v)
+        {
+            Some((_, _, u)) => {
+                for x in uses {
+                    if !u.contains(&x) {
+                        u.push(x);
+                    }
+                }
+            }
+            None => pairs.push((v, b, uses)),
+        };
+        let mut matmul_count = 0;
         if self.activations {
-            note.push_str(&format!(
-                "; {activations} matmul activations quantized to int8 (calibrated, block {})",
+            for (v, b, uses) in activations::matmul_targets(g, self.block, keep)? {
+                if !table_outputs.contains(&v) {
+                    matmul_count += 1;
+                    add(v, b, uses);
+                }
+            }
+        }
+        // The residual stream carries a few outlier channels (hundreds of times the
+        // others' magnitude) in every BERT-like model: a block scale would spend its
+        // codes on them, so the stream is scaled per channel (its Q/DQ scales are per
+        // channel anyway).
+        let stream = nonlinear::stream_targets(g, 1, self.layernorm, self.residual, keep)?;
+        let stream_count = stream.len();
+        for (v, b, uses) in stream {
+            add(v, b, uses);
+        }
+        let gelus = if self.gelu {
+            nonlinear::gelu_sites(g, self.block, keep)?
+        } else {
+            vec![]
+        };
+        let mut wanted: HashMap<ValueId, Blocks> = pairs.iter().map(|(v, b, _)| (*v, *b)).collect();
+        for site in &gelus {
+            wanted.insert(site.input, site.blocks);
+        }
+        let ranges = observe_ranges(g, cx, "blockwise-quant", &wanted, self.range)?;
+        for (v, b, uses) in &pairs {
+            let r = ranges.get(v).map(Vec::as_slice).unwrap_or(&[]);
+            qdq::insert_int8(g, *v, qdq::channel_scales(*b, r, self.scale), uses, "a")?;
+        }
+        for site in &gelus {
+            let r = ranges.get(&site.input).map(Vec::as_slice).unwrap_or(&[]);
+            let scales: Vec<f32> = (0..site.blocks.count())
+                .map(|i| round_scale(r.get(i).copied().unwrap_or(0.0) / 127.0, self.scale))
+                .collect();
+            nonlinear::replace_gelu(g, site, &scales)?;
+        }
+        for &n in &softmaxes {
+            nonlinear::replace_softmax(g, n)?;
+        }
+        let mut notes = vec![];
+        if matmul_count > 0 {
+            notes.push(format!("{matmul_count} matmul activations to int8"));
+        }
+        if stream_count > 0 {
+            notes.push(format!("{stream_count} LayerNorm/residual inputs to int8"));
+        }
+        if !gelus.is_empty() {
+            notes.push(format!("{} GELUs by table", gelus.len()));
+        }
+        if !softmaxes.is_empty() {
+            notes.push(format!("{} Softmaxes by table", softmaxes.len()));
+        }
+        if !notes.is_empty() {
+            let method = match self.range {
+                RangeMethod::Max => "max",
+                RangeMethod::Percentile(_) => "percentile",
+                RangeMethod::Mse => "mse",
+            };
+            notes.push(format!(
+                "activation block {}, ranges by {method}",
                 self.block
             ));
         }
-        cx.note(note.clone());
-        Ok(PassReport::changed(note))
+        Ok(notes)
+    }
+}
+
+/// `|`-separated node-name patterns.
+fn patterns(s: &str) -> Vec<String> {
+    s.split('|')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Whether `name` matches any of `patterns` (see the `keep` option).
+fn matches_any(patterns: &[String], name: &str) -> bool {
+    patterns.iter().any(|p| glob(p, name))
+}
+
+/// `*` matches any run of characters; a pattern without `*` matches anywhere.
+fn glob(pattern: &str, name: &str) -> bool {
+    if !pattern.contains('*') {
+        return name.contains(pattern);
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_node_names() {
+        let name = "/encoder/layer.0/attention/self/query/MatMul";
+        assert!(glob("attention", name));
+        assert!(glob("/encoder/layer.0/*", name));
+        assert!(glob("*query*MatMul", name));
+        assert!(!glob("*key*", name));
+        assert!(!glob("/decoder/*", name));
+        assert!(glob("*", ""));
+        assert!(!glob("a*a", "a"));
     }
 }
