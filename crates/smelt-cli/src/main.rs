@@ -5,6 +5,7 @@ mod calib;
 mod compile;
 mod export;
 mod gemm;
+mod html;
 mod inputs;
 mod inspect;
 mod opt;

@@ -40,6 +40,9 @@ pub struct ReportArgs {
     /// along the first axis (repeatable).
     #[arg(long = "calib", value_name = "NAME=FILE.npy", value_parser = crate::inputs::parse_binding)]
     pub calib: Vec<(String, PathBuf)>,
+    /// Also write the report as a self-contained HTML page with a per-value error plot.
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<PathBuf>,
 }
 
 pub fn report(a: ReportArgs) -> Result<()> {
@@ -80,6 +83,13 @@ pub fn report(a: ReportArgs) -> Result<()> {
         }
     }
     let mut inputs = load_inputs(g0, &bindings)?;
+    // Without explicit inputs, errors are measured on the first calibration sample.
+    let from_calib = inputs.is_empty() && !a.calib.is_empty();
+    if from_calib {
+        if let Some(first) = crate::calib::load_samples(g0, &a.calib)?.into_iter().next() {
+            inputs = first;
+        }
+    }
     let synthesised = g0.inputs().len() - inputs.len();
     synthesize_missing(g0, &mut inputs, a.synth_dim)?;
     let named: Vec<(&str, Tensor)> = inputs
@@ -101,8 +111,29 @@ pub fn report(a: ReportArgs) -> Result<()> {
     let after_ms = ms(t2);
     println!("interpreter: original {before_ms:.1} ms, optimised {after_ms:.1} ms");
 
-    print_compression(&original.graph, &optimised.graph);
-    print_layer_errors(&before_values, &after_values);
+    let (bytes_before, bytes_after, tensors) = print_compression(&original.graph, &optimised.graph);
+    let value_rows = print_layer_errors(&optimised.graph, &before_values, &after_values);
+    if let Some(path) = &a.html {
+        let inputs_text = if from_calib {
+            "the first calibration sample".to_string()
+        } else {
+            format!(
+                "{} input(s) from files, {synthesised} synthesised",
+                inputs.len() - synthesised
+            )
+        };
+        let page = crate::html::render(&crate::html::Page {
+            model: &a.model.display().to_string(),
+            pipeline: &a.pipeline,
+            inputs: &inputs_text,
+            bytes_before,
+            bytes_after,
+            tensors: &tensors,
+            values: &value_rows,
+        });
+        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
 
     // A pipeline that quantizes is lossy by design: its outputs are judged by the
     // per-value errors above, not by the lossless tolerances below.
@@ -221,7 +252,10 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
 
 /// Bytes of every constant before and after the pipeline (encoded constants count every
 /// part: codes, scales, zero points), the tensors whose storage changed, and the ratio.
-fn print_compression(before: &smelt::Graph, after: &smelt::Graph) {
+fn print_compression(
+    before: &smelt::Graph,
+    after: &smelt::Graph,
+) -> (usize, usize, Vec<crate::html::TensorRow>) {
     // Constants the graph still uses (the weight store may hold dead entries).
     let total = |g: &smelt::Graph| -> usize {
         g.live_values()
@@ -262,6 +296,16 @@ fn print_compression(before: &smelt::Graph, after: &smelt::Graph) {
     if changed.len() > 8 {
         println!("  ... and {} more", changed.len() - 8);
     }
+    let rows = changed
+        .into_iter()
+        .map(|(name, encoding, logical, stored)| crate::html::TensorRow {
+            name,
+            encoding,
+            logical,
+            stored,
+        })
+        .collect();
+    (b, a, rows)
 }
 
 /// Relative L2 error and cosine of every f32 value the optimised graph shares (by name
@@ -285,10 +329,26 @@ fn interp_with_values(
 }
 
 /// Relative L2 error and cosine of every f32 value the optimised graph shares (by name
-/// and shape) with the original; prints the worst.
-fn print_layer_errors(reference: &Values, values: &Values) {
+/// and shape) with the original; prints the worst and returns them all in `graph`'s
+/// topological order.
+fn print_layer_errors(
+    graph: &smelt::Graph,
+    reference: &Values,
+    values: &Values,
+) -> Vec<crate::html::ValueRow> {
+    let mut order: Vec<String> = vec![];
+    if let Ok(nodes) = graph.topo_order() {
+        for n in nodes {
+            for &o in &graph.node(n).outputs {
+                order.push(graph.value(o).name.clone());
+            }
+        }
+    }
     let mut rows: Vec<(String, f64, f64)> = vec![];
-    for (name, t) in values {
+    for name in &order {
+        let Some(t) = values.get(name) else {
+            continue;
+        };
         let Some(r) = reference.get(name) else {
             continue;
         };
@@ -319,9 +379,17 @@ fn print_layer_errors(reference: &Values, values: &Values) {
         };
         rows.push((name.clone(), rel, cos));
     }
+    let all: Vec<crate::html::ValueRow> = rows
+        .iter()
+        .map(|(name, rel_l2, cosine)| crate::html::ValueRow {
+            name: name.clone(),
+            rel_l2: *rel_l2,
+            cosine: *cosine,
+        })
+        .collect();
     let changed: Vec<&(String, f64, f64)> = rows.iter().filter(|r| r.1 > 0.0).collect();
     if changed.is_empty() {
-        return;
+        return all;
     }
     let mut worst = changed.clone();
     worst.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
@@ -332,4 +400,5 @@ fn print_layer_errors(reference: &Values, values: &Values) {
     for (name, rel, cos) in worst.iter().take(8) {
         println!("  {name:<64} rel L2 {rel:.3e}  cosine {cos:.6}");
     }
+    all
 }
