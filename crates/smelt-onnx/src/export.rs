@@ -258,7 +258,13 @@ fn build(graph: &Graph, options: &ExportOptions) -> OnnxResult<Built> {
     for id in order {
         let n = graph.node(id);
         if n.op == OpKind::Const {
-            let v = n.outputs[0];
+            let Some(&v) = n.outputs.first() else {
+                return Err(OnnxError::Node {
+                    node: graph.node_label(id),
+                    op: "Constant".into(),
+                    msg: "the const node has no output".into(),
+                });
+            };
             let name = &graph.value(v).name;
             let t = graph.plain_constant(v).ok_or_else(|| OnnxError::Tensor {
                 tensor: name.clone(),
@@ -371,7 +377,13 @@ fn check_constants(graph: &Graph, order: &[NodeId]) -> OnnxResult<()> {
         if n.op != OpKind::Const {
             continue;
         }
-        let v = n.outputs[0];
+        let Some(&v) = n.outputs.first() else {
+            return Err(OnnxError::Node {
+                node: graph.node_label(id),
+                op: "Constant".into(),
+                msg: "the const node has no output".into(),
+            });
+        };
         let name = &graph.value(v).name;
         let c = graph.constant(v).ok_or_else(|| OnnxError::Tensor {
             tensor: name.clone(),

@@ -580,7 +580,9 @@ impl<'m> Builder<'m> {
                 vec![(name, TensorType::unranked(DType::F32))],
             )
             .map_err(|e| e.to_string())?;
-        let out = self.graph.node(id).outputs[0];
+        let Some(&out) = self.graph.node(id).outputs.first() else {
+            return Err(format!("helper `{base}` has no output"));
+        };
         match infer_node(&self.graph, id) {
             Ok(types) => match types.into_iter().next() {
                 Some(ty) => self.graph.set_type(out, ty),

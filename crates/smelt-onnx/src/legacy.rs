@@ -276,11 +276,23 @@ impl Cx<'_, '_, '_> {
             ));
         }
         let v = self.constant(what, t);
+        self.set_input(slot, v);
+        Ok(())
+    }
+
+    /// Input `slot`, if the node has one there.
+    fn input(&self, slot: usize) -> Option<ValueId> {
+        self.inputs.get(slot).copied().flatten()
+    }
+
+    /// Put `v` at input `slot`, growing the input list with empty slots as needed.
+    fn set_input(&mut self, slot: usize, v: ValueId) {
         if self.inputs.len() <= slot {
             self.inputs.resize(slot + 1, None);
         }
-        self.inputs[slot] = Some(v);
-        Ok(())
+        if let Some(s) = self.inputs.get_mut(slot) {
+            *s = Some(v);
+        }
     }
 
     /// Remove an int attribute.
@@ -388,7 +400,8 @@ impl Cx<'_, '_, '_> {
         };
         let (ra, rb) = (ra as i64, rb as i64);
         let axis = if axis < 0 { axis + ra } else { axis };
-        if axis < 0 || axis + rb > ra {
+        // `axis` comes from the model: any i64, so the sum must not overflow.
+        if axis < 0 || axis.checked_add(rb).is_none_or(|end| end > ra) {
             return Err(format!(
                 "attribute `axis` = {axis} does not place a rank-{rb} B inside a rank-{ra} A"
             ));
@@ -402,7 +415,7 @@ impl Cx<'_, '_, '_> {
             "b_axes",
             Tensor::from_vec(vec![axes.len()], axes).map_err(|e| e.to_string())?,
         );
-        let b_in = self.inputs[1];
+        let b_in = self.input(1);
         let base = self.base("b_aligned");
         let v = self.b.emit(
             &base,
@@ -410,7 +423,7 @@ impl Cx<'_, '_, '_> {
             Attrs::new(),
             vec![b_in, Some(axes)],
         )?;
-        self.inputs[1] = Some(v);
+        self.set_input(1, v);
         Ok(())
     }
 
@@ -439,7 +452,7 @@ impl Cx<'_, '_, '_> {
             *self.attrs = last;
             return Ok(());
         }
-        let x = self.inputs[0];
+        let x = self.input(0);
         let flat = self.b.emit(
             &self.base("2d"),
             OpKind::Flatten,
@@ -641,7 +654,9 @@ impl Cx<'_, '_, '_> {
             ));
         }
         let mut reps = vec![1i64; rank];
-        reps[a as usize] = tiles;
+        if let Some(r) = usize::try_from(a).ok().and_then(|a| reps.get_mut(a)) {
+            *r = tiles;
+        }
         self.inputs.truncate(1);
         self.push_input(1, "repeats", Tensor::from_vec(vec![rank], reps))
     }
@@ -696,7 +711,7 @@ impl Cx<'_, '_, '_> {
                 Attrs::new(),
                 vec![Some(rep), Some(flat)],
             )?;
-            self.inputs[slot] = Some(per_channel);
+            self.set_input(slot, per_channel);
         }
         Ok(())
     }

@@ -12,8 +12,12 @@
 //! they bound, and every failure is an [`OnnxError`] naming the file, node, tensor or
 //! value concerned.
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+// Model files are untrusted input: library code has no unwrap/expect/panicking index.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 mod attr;
 mod dtype;

@@ -444,6 +444,31 @@ fn legacy_broadcast_aligns_b_at_axis() {
 }
 
 #[test]
+fn legacy_broadcast_axis_at_the_integer_edges_is_refused() {
+    // `axis + rank(B)` overflowed i64 (a panic with overflow checks on); every extreme
+    // axis is now an error naming the node.
+    for axis in [i64::MAX, i64::MAX - 1, i64::MIN, 3, -4] {
+        let m = model(
+            6,
+            vec![node(
+                "Add",
+                &["a", "b"],
+                &["y"],
+                vec![attr_i("broadcast", 1), attr_i("axis", axis)],
+            )],
+            vec![value("a", 1, &[2, 3, 4]), value("b", 1, &[3])],
+            vec![],
+            vec![untyped("y")],
+        );
+        let e = import_err(&m);
+        assert!(
+            e.contains("Add") && e.contains("does not place a rank-1 B inside a rank-3 A"),
+            "axis {axis}: {e}"
+        );
+    }
+}
+
+#[test]
 fn dropout_and_batch_norm_modes() {
     let g = import(&one(
         10,

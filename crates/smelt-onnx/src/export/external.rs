@@ -63,8 +63,10 @@ pub(super) fn choose(
     let mut inline = encoded_len;
     for &(i, len) in &sized {
         if threshold.is_some_and(|t| len >= t) {
-            moved[i] = true;
-            inline = inline.saturating_sub(len);
+            if let Some(m) = moved.get_mut(i) {
+                *m = true;
+                inline = inline.saturating_sub(len);
+            }
         }
     }
     let target = PROTOBUF_LIMIT - HEADROOM;
@@ -74,8 +76,8 @@ pub(super) fn choose(
             if inline <= target {
                 break;
             }
-            if !moved[i] {
-                moved[i] = true;
+            if let Some(m) = moved.get_mut(i).filter(|m| !**m) {
+                *m = true;
                 inline = inline.saturating_sub(len);
             }
         }
@@ -127,8 +129,8 @@ fn write_zeros(out: &mut impl Write, mut n: u64) -> io::Result<()> {
     const ZEROS: [u8; 4096] = [0; 4096];
     while n > 0 {
         let k = n.min(ZEROS.len() as u64) as usize;
-        out.write_all(&ZEROS[..k])?;
-        n -= k as u64;
+        out.write_all(ZEROS.get(..k).unwrap_or(&ZEROS))?;
+        n = n.saturating_sub(k as u64);
     }
     Ok(())
 }
