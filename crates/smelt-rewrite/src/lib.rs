@@ -62,7 +62,7 @@ pub use lang::{IrLang, Leaf, OpSym};
 pub use pass::{register_rewrite_passes, RewritePass};
 pub use report::{find_groups, Group};
 pub use rewrite::{rewrite, round_trip, RewriteOptions, RewriteReport, Rewriter};
-pub use ruleset::{Rule, RuleSet, Stage};
+pub use ruleset::{Rule, RuleSet, Stage, MAX_RULE_FILE_BYTES};
 pub use saturate::{saturate, Limits, Stop};
 pub use shipped::{shipped, shipped_list, shipped_names};
 pub use splice::{replace_region, to_graph};

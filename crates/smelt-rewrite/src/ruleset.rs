@@ -208,6 +208,9 @@ pub struct RuleSet {
     pub stages: Vec<Stage>,
 }
 
+/// The largest `.rules` file [`RuleSet::from_file`] reads.
+pub const MAX_RULE_FILE_BYTES: u64 = 4 << 20;
+
 impl RuleSet {
     /// An empty set.
     pub fn new(name: &str) -> RuleSet {
@@ -229,12 +232,37 @@ impl RuleSet {
     }
 
     /// Read and parse a rule file.
+    ///
+    /// Only regular files of at most [`MAX_RULE_FILE_BYTES`] are read (a device or a
+    /// FIFO named as a rule file would never end).
     pub fn from_file(path: impl AsRef<Path>) -> Result<RuleSet, RewriteError> {
+        use std::io::Read;
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| RewriteError::Io {
+        let io = |msg: String| RewriteError::Io {
             path: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
+            msg,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| io(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(io("not a regular file".into()));
+        }
+        if meta.len() > MAX_RULE_FILE_BYTES {
+            return Err(io(format!(
+                "{} bytes: rule files are limited to {MAX_RULE_FILE_BYTES} bytes",
+                meta.len()
+            )));
+        }
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .map_err(|e| io(e.to_string()))?
+            .take(MAX_RULE_FILE_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| io(e.to_string()))?;
+        if text.len() as u64 > MAX_RULE_FILE_BYTES {
+            return Err(io(format!(
+                "rule files are limited to {MAX_RULE_FILE_BYTES} bytes"
+            )));
+        }
         RuleSet::parse(&path.display().to_string(), &text)
     }
 

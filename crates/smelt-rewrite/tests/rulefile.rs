@@ -179,3 +179,40 @@ fn from_file_names_the_file() {
     assert!(matches!(missing, RewriteError::Io { .. }));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn attribute_strings_with_parentheses_and_spaces_round_trip() {
+    // Found by the pipeline_parse fuzz target: the printer escapes `(`, `)` and
+    // whitespace in attribute strings as `\u{..}`, which the lexer must read back.
+    let set: RuleSet = "r: (mul ?a ?b) => (elu ?a {e=\")\", f=\"a b\\tc\"})"
+        .parse()
+        .unwrap();
+    let printed = set.to_string();
+    let again: RuleSet = printed
+        .parse()
+        .unwrap_or_else(|e| panic!("reprinted:\n{printed}\n{e}"));
+    assert_eq!(again.to_string(), printed);
+    assert!(
+        "r: (mul ?a ?b) => (elu ?a {e=\"\\u{zz}\"})"
+            .parse::<RuleSet>()
+            .is_err(),
+        "a bad escape is an error"
+    );
+}
+
+#[test]
+fn rule_files_must_be_regular_and_bounded() {
+    let e = RuleSet::from_file("/dev/zero").unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    let dir = std::env::temp_dir().join(format!("smelt-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = dir.join("big.rules");
+    std::fs::write(
+        &big,
+        vec![b'#'; (smelt_rewrite::MAX_RULE_FILE_BYTES + 1) as usize],
+    )
+    .unwrap();
+    let e = RuleSet::from_file(&big).unwrap_err();
+    assert!(e.to_string().contains("limited to"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

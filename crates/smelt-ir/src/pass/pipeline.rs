@@ -37,7 +37,9 @@ impl fmt::Display for Pipeline {
                     if j > 0 {
                         f.write_str(",")?;
                     }
+                    // Unquoted values are trimmed when parsed: keep edge whitespace quoted.
                     let plain = !v.is_empty()
+                        && v.trim() == v
                         && v.chars().all(|c| !matches!(c, ',' | '{' | '}' | '"' | '='));
                     if plain {
                         write!(f, "{k}={v}")?;
@@ -191,6 +193,15 @@ mod tests {
         );
         assert_eq!(parse_pipeline(&p.to_string()).unwrap(), p);
         assert!(parse_pipeline("").unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn values_with_edge_whitespace_stay_quoted() {
+        // Found by the pipeline_parse fuzz target: unquoted values are trimmed.
+        let p = parse_pipeline("a{k=\" x\",m=\"y \"}").unwrap();
+        assert_eq!(p.0[0].options[0].1, " x");
+        assert_eq!(p.to_string(), "a{k=\" x\",m=\"y \"}");
+        assert_eq!(parse_pipeline(&p.to_string()).unwrap(), p);
     }
 
     #[test]

@@ -192,6 +192,27 @@ pub(super) fn lex(source: &str, text: &str) -> Result<Vec<Token>, ParseError> {
                             match chars.get(j + 1) {
                                 Some('n') => s.push('\n'),
                                 Some('t') => s.push('\t'),
+                                // `\u{HEX}`: the form the attribute printer writes for
+                                // whitespace, control characters and parentheses.
+                                Some('u') if chars.get(j + 2) == Some(&'{') => {
+                                    let close = chars[j + 3..]
+                                        .iter()
+                                        .position(|c| *c == '}')
+                                        .map(|p| j + 3 + p)
+                                        .ok_or_else(|| {
+                                            err(l0, c0, "bad `\\u{..}` escape".into())
+                                        })?;
+                                    let hex: String = chars[j + 3..close].iter().collect();
+                                    let ch = u32::from_str_radix(&hex, 16)
+                                        .ok()
+                                        .and_then(char::from_u32)
+                                        .ok_or_else(|| {
+                                            err(l0, c0, format!("bad `\\u{{{hex}}}` escape"))
+                                        })?;
+                                    s.push(ch);
+                                    j = close + 1;
+                                    continue;
+                                }
                                 Some(e) => s.push(*e),
                                 None => return Err(err(l0, c0, "unterminated string".into())),
                             }
