@@ -28,12 +28,14 @@
 //! - `keep`: node-name patterns (`|`-separated, `*` matches any run of characters, a
 //!   pattern without `*` matches anywhere in the name) whose nodes stay in f32:
 //!   neither their weights nor their inputs are quantized;
-//! - `w8`: node-name patterns whose weights get 8-bit codes when `weights=4`.
+//! - `w8`: node-name patterns whose weights get 8-bit codes when `weights=4`;
+//! - `gptq`: quantize MatMul weights with GPTQ ([`gptq`]; needs calibration data).
 //!
 //! //! Written only against `smelt-ir`'s public API, as any user's pass would be.
 
 pub mod activations;
 pub mod calibrate;
+pub mod gptq;
 pub mod nonlinear;
 pub mod qdq;
 pub mod quantize;
@@ -83,6 +85,8 @@ pub struct BlockwiseQuant {
     pub keep: Vec<String>,
     /// Node-name patterns whose weights get 8-bit codes.
     pub w8: Vec<String>,
+    /// Quantize MatMul weights with GPTQ (needs calibration data).
+    pub gptq: bool,
 }
 
 impl Default for BlockwiseQuant {
@@ -103,6 +107,7 @@ impl Default for BlockwiseQuant {
             range: RangeMethod::Max,
             keep: vec![],
             w8: vec![],
+            gptq: false,
         }
     }
 }
@@ -162,6 +167,12 @@ pub fn register(reg: &mut PassRegistry) {
                 help: "families to quantize, `+`-separated: matmul, embedding, gelu, softmax, layernorm, residual",
             },
             OptionSpec {
+                name: "gptq",
+                kind: OptionKind::Bool,
+                default: Some("false"),
+                help: "quantize MatMul weights with GPTQ: rounding errors compensated on later rows by the calibration activations' inverse Hessian (needs --calib)",
+            },
+            OptionSpec {
                 name: "keep",
                 kind: OptionKind::Str,
                 default: Some(""),
@@ -219,6 +230,7 @@ impl BlockwiseQuant {
                 .ok_or_else(|| option_error("calibrate: expected max, percentile or mse"))?,
             keep: patterns(o.get("keep").unwrap_or("")),
             w8: patterns(o.get("w8").unwrap_or("")),
+            gptq: o.bool("gptq").unwrap_or(false),
             ..BlockwiseQuant::default()
         };
         pass.matmul = false;
@@ -242,23 +254,48 @@ impl BlockwiseQuant {
     }
 
     /// The encoded constant for a plain f32 weight `[rows, cols]` quantized along `axis`.
-    fn encode(&self, t: &Tensor, axis: usize, bits: u8) -> IrResult<(Constant, usize)> {
+    /// With `hessian` (GPTQ, axis 0 only) the codes minimise the layer's output error
+    /// on the calibration activations instead of each weight's own rounding error.
+    fn encode(
+        &self,
+        t: &Tensor,
+        axis: usize,
+        bits: u8,
+        hessian: Option<&[f64]>,
+    ) -> IrResult<(Constant, usize)> {
         let [rows, cols] = t.shape() else {
             return Err(option_error("only 2-D weights are quantized"));
         };
         let (rows, cols) = (*rows, *cols);
         let values = t.to_vec::<f32>()?;
-        let q = quantize(
-            &values,
-            rows,
-            cols,
-            axis,
-            self.block,
-            bits,
-            self.symmetric,
-            self.scale,
-            self.mse_search,
-        );
+        let by_gptq = match hessian {
+            Some(h) if axis == 0 && h.len() == rows * rows => gptq::gptq(
+                &values,
+                rows,
+                cols,
+                h,
+                self.block,
+                bits,
+                self.symmetric,
+                self.scale,
+                self.mse_search,
+            ),
+            _ => None,
+        };
+        let q = match by_gptq {
+            Some(q) => q,
+            None => quantize(
+                &values,
+                rows,
+                cols,
+                axis,
+                self.block,
+                bits,
+                self.symmetric,
+                self.scale,
+                self.mse_search,
+            ),
+        };
         let bytes = stored_bytes(&q, bits, self.scale);
         let encoding = Encoding::BlockwiseInt {
             bits,
@@ -356,6 +393,11 @@ impl Pass for BlockwiseQuant {
             .filter(|&n| matches_any(&self.keep, &g.node(n).name))
             .collect();
         let keep = |n: NodeId| kept.contains(&n);
+        let hessians = if self.gptq {
+            self.hessians(g, cx, &order, &keep)?
+        } else {
+            HashMap::new()
+        };
         let mut done: HashMap<(ValueId, u8), ValueId> = HashMap::new();
         let mut originals: HashSet<ValueId> = HashSet::new();
         let (mut before, mut after, mut count) = (0usize, 0usize, 0usize);
@@ -384,7 +426,18 @@ impl Pass for BlockwiseQuant {
             if t.dtype() != DType::F32 || t.shape().len() != 2 {
                 continue;
             }
-            let (c, bytes) = self.encode(&t, axis, bits)?;
+            let hessian = match g.node(node).op {
+                OpKind::MatMul => g
+                    .node(node)
+                    .inputs
+                    .first()
+                    .copied()
+                    .flatten()
+                    .and_then(|x| hessians.get(&x))
+                    .map(Vec::as_slice),
+                _ => None,
+            };
+            let (c, bytes) = self.encode(&t, axis, bits, hessian)?;
             let name = format!("{}.q", g.value(w).name);
             let q = g.add_const(&name, c);
             g.set_input(node, slot, Some(q))?;
@@ -424,6 +477,34 @@ impl Pass for BlockwiseQuant {
 }
 
 impl BlockwiseQuant {
+    /// `Σ xᵀx` of the activation input of every MatMul whose weight will be quantized
+    /// (by activation value, so Q, K and V share theirs).
+    fn hessians(
+        &self,
+        g: &Graph,
+        cx: &PassContext,
+        order: &[NodeId],
+        keep: &dyn Fn(NodeId) -> bool,
+    ) -> IrResult<HashMap<ValueId, Vec<f64>>> {
+        let mut widths = HashMap::new();
+        for &node in order {
+            let n = g.node(node);
+            if n.op != OpKind::MatMul || keep(node) || !self.matmul {
+                continue;
+            }
+            let (Some(Some(x)), Some(Some(w))) = (n.inputs.first(), n.inputs.get(1)) else {
+                continue;
+            };
+            let Some(t) = g.plain_constant(*w) else {
+                continue;
+            };
+            if t.dtype() == DType::F32 && t.shape().len() == 2 && g.constant(*x).is_none() {
+                widths.insert(*x, t.shape()[0]);
+            }
+        }
+        gptq::collect_hessians(g, cx, &widths)
+    }
+
     /// The activation families: calibrate every value they quantize in one sweep over
     /// the calibration data, then insert the Q/DQ pairs and replace the nonlinearities
     /// (Q/DQ first, so a pair on a GELU or Softmax output ends up reading the
