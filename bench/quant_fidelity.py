@@ -9,15 +9,16 @@ Run by hand (not by CI), after `cargo build --release -p smelt-cli --features ll
 
 Protocol (the shared corpus's README): the corpus has 500 sentences and 200 paragraphs
 tokenized at seq 128 with ORT FP32 sentence embeddings. The first `--calib-rows` (at most
-128) sentences calibrate; every other row (372 sentences + 200 paragraphs by default)
-is evaluated. For each engine: cosine of each row's embedding to the FP32 reference
+128) rows calibrate, half sentences and half paragraphs (so the static activation ranges
+see full-length inputs too); every other row is evaluated. For each engine: cosine of each row's embedding to the FP32 reference
 (mean and min), Spearman correlation of all pairwise cosine similarities against the
 reference's, and the share of rows whose nearest neighbour (by cosine, among the
 evaluated rows) is unchanged. Also the model file size: smelt's `export` of the
 quantized graph (standard QDQ ONNX) and ORT's quantized file.
 
-smelt runs the quantized model itself (`smelt run --backend llvm`, calibration through
-`--calib`), on all evaluated rows as one batch.
+smelt quantizes once (`smelt export -p PIPELINE --calib ...`, which writes the standard
+QDQ ONNX file whose size is reported) and then runs that file itself (`smelt run
+--backend llvm`) on all evaluated rows as one batch.
 """
 import argparse
 import os
@@ -31,8 +32,8 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 EVERYTHING = (
     "fold-constants,canonicalize,simplify,cse,dce,"
-    "blockwise-quant{weights=8,activations=8,block=64,scale=f16,calibrate=mse,"
-    "ops=matmul+embedding+gelu+softmax+layernorm+residual}"
+    "blockwise-quant{weights=8,activations=8,block=128,act_block=64,scale=f16,calibrate=mse,"
+    "gptq=true,ops=matmul+embedding+gelu+softmax+layernorm+residual}"
 )
 
 
@@ -82,30 +83,26 @@ def metrics(emb, ref):
     return cos.mean(), cos.min(), rho, nn
 
 
-def run_smelt(smelt, model, pipeline, calib, feeds, backend, threads, d):
-    cmd = [smelt, "run", model, "-p", pipeline, "--backend", backend, "--threads", str(threads),
-           "--output-dir", os.path.join(d, "out")]
-    for n in INPUTS:
-        cp = os.path.join(d, f"calib.{n}.npy")
-        ip = os.path.join(d, f"eval.{n}.npy")
-        np.save(cp, calib[n])
-        np.save(ip, feeds[n])
-        cmd += ["--calib", f"{n}={cp}", "--input", f"{n}={ip}"]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return np.load(os.path.join(d, "out", "sentence_embedding.npy"))
-
-
-def export_size(smelt, model, pipeline, calib, d):
+def quantize_and_run(smelt, model, pipeline, calib, feeds, backend, threads, d):
+    """Export the quantized model (calibrating once), then run the export with smelt.
+    Returns the embeddings and the exported bytes (model file plus external data)."""
     out = os.path.join(d, "q.onnx")
     cmd = [smelt, "export", model, "-p", pipeline, "-o", out]
     for n in INPUTS:
-        cmd += ["--calib", f"{n}={os.path.join(d, f'calib.{n}.npy')}"]
+        cp = os.path.join(d, f"calib.{n}.npy")
+        np.save(cp, calib[n])
+        cmd += ["--calib", f"{n}={cp}"]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
-    size = os.path.getsize(out)
-    data = out + ".data"
-    if os.path.exists(data):
-        size += os.path.getsize(data)
-    return size
+    size = sum(os.path.getsize(f) for f in [out, os.path.join(d, "q.data"), out + ".data"]
+               if os.path.exists(f))
+    cmd = [smelt, "run", out, "--backend", backend, "--threads", str(threads),
+           "--output-dir", os.path.join(d, "out")]
+    for n in INPUTS:
+        ip = os.path.join(d, f"eval.{n}.npy")
+        np.save(ip, feeds[n])
+        cmd += ["--input", f"{n}={ip}"]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return np.load(os.path.join(d, "out", "sentence_embedding.npy")), size
 
 
 def main():
@@ -121,12 +118,13 @@ def main():
     model = os.path.join(a.models, "minilm", "minilm_l6_v2.onnx")
     corpus = load_corpus(a.models)
     k = min(a.calib_rows, 128)
+    ks, kp = k - k // 2, k // 2
     s, p = corpus["sentences"], corpus["paragraphs"]
-    calib = {n: s[n][:k] for n in INPUTS}
-    feeds = {n: np.concatenate([s[n][k:], p[n]]) for n in INPUTS}
-    ref = np.concatenate([s["ref"][k:], p["ref"]])
-    print(f"calibration: {k} sentences; evaluation: {len(ref)} rows "
-          f"({len(s['ref']) - k} sentences + {len(p['ref'])} paragraphs), seq {feeds['input_ids'].shape[1]}")
+    calib = {n: np.concatenate([s[n][:ks], p[n][:kp]]) for n in INPUTS}
+    feeds = {n: np.concatenate([s[n][ks:], p[n][kp:]]) for n in INPUTS}
+    ref = np.concatenate([s["ref"][ks:], p["ref"][kp:]])
+    print(f"calibration: {ks} sentences + {kp} paragraphs; evaluation: {len(ref)} rows "
+          f"({len(s['ref']) - ks} sentences + {len(p['ref']) - kp} paragraphs), seq {feeds['input_ids'].shape[1]}")
     print("| engine | mean cos | min cos | Spearman | NN unchanged | file bytes |")
     print("| --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as d:
@@ -140,8 +138,7 @@ def main():
         m = metrics(np.concatenate(outs), ref)
         print(f"| ORT INT8 dynamic per-channel | {m[0]:.5f} | {m[1]:.5f} | {m[2]:.5f} | {m[3]:.3f} | {os.path.getsize(qpath)} |")
         for pipe in pipelines:
-            emb = run_smelt(a.smelt, model, pipe, calib, feeds, a.backend, a.threads, d)
-            size = export_size(a.smelt, model, pipe, calib, d)
+            emb, size = quantize_and_run(a.smelt, model, pipe, calib, feeds, a.backend, a.threads, d)
             m = metrics(emb, ref)
             print(f"| smelt `{pipe}` | {m[0]:.5f} | {m[1]:.5f} | {m[2]:.5f} | {m[3]:.3f} | {size} |")
 

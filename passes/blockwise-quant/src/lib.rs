@@ -29,6 +29,7 @@
 //!   pattern without `*` matches anywhere in the name) whose nodes stay in f32:
 //!   neither their weights nor their inputs are quantized;
 //! - `w8`: node-name patterns whose weights get 8-bit codes when `weights=4`;
+//! - `act_block`: elements per activation scale block (default: `block`);
 //! - `gptq`: quantize MatMul weights with GPTQ ([`gptq`]; needs calibration data).
 //!
 //! //! Written only against `smelt-ir`'s public API, as any user's pass would be.
@@ -87,6 +88,8 @@ pub struct BlockwiseQuant {
     pub w8: Vec<String>,
     /// Quantize MatMul weights with GPTQ (needs calibration data).
     pub gptq: bool,
+    /// Elements per scale block of activations along their last axis.
+    pub act_block: usize,
 }
 
 impl Default for BlockwiseQuant {
@@ -108,6 +111,7 @@ impl Default for BlockwiseQuant {
             keep: vec![],
             w8: vec![],
             gptq: false,
+            act_block: 64,
         }
     }
 }
@@ -165,6 +169,12 @@ pub fn register(reg: &mut PassRegistry) {
                 kind: OptionKind::Str,
                 default: Some("matmul+embedding"),
                 help: "families to quantize, `+`-separated: matmul, embedding, gelu, softmax, layernorm, residual",
+            },
+            OptionSpec {
+                name: "act_block",
+                kind: OptionKind::Int { min: 0, max: 1 << 20 },
+                default: Some("0"),
+                help: "elements per activation scale block along the last axis (0: same as `block`)",
             },
             OptionSpec {
                 name: "gptq",
@@ -231,6 +241,10 @@ impl BlockwiseQuant {
             keep: patterns(o.get("keep").unwrap_or("")),
             w8: patterns(o.get("w8").unwrap_or("")),
             gptq: o.bool("gptq").unwrap_or(false),
+            act_block: match o.int("act_block").unwrap_or(0) {
+                0 => o.int("block").unwrap_or(64).max(1) as usize,
+                n => n as usize,
+            },
             ..BlockwiseQuant::default()
         };
         pass.matmul = false;
@@ -539,7 +553,7 @@ impl BlockwiseQuant {
         };
         let mut matmul_count = 0;
         if self.activations {
-            for (v, b, uses) in activations::matmul_targets(g, self.block, keep)? {
+            for (v, b, uses) in activations::matmul_targets(g, self.act_block, keep)? {
                 if !table_outputs.contains(&v) {
                     matmul_count += 1;
                     add(v, b, uses);
@@ -556,7 +570,7 @@ impl BlockwiseQuant {
             add(v, b, uses);
         }
         let gelus = if self.gelu {
-            nonlinear::gelu_sites(g, self.block, keep)?
+            nonlinear::gelu_sites(g, self.act_block, keep)?
         } else {
             vec![]
         };
@@ -600,7 +614,7 @@ impl BlockwiseQuant {
             };
             notes.push(format!(
                 "activation block {}, ranges by {method}",
-                self.block
+                self.act_block
             ));
         }
         Ok(notes)
