@@ -184,6 +184,11 @@ fn constant_target(in_dims: Option<&[Dim]>, elems: &[SymInt]) -> Option<Vec<i64>
             // A literal 0 would mean "copy"; only safe to keep when allowzero is off and
             // it really is a copy, so refuse to guess.
             SymInt::Known(0) => return None,
+            // A literal -1 is already the one inferred dim.
+            SymInt::Known(-1) => {
+                free += 1;
+                -1
+            }
             SymInt::Known(k) => *k,
             SymInt::Sym(name) => match in_dims.and_then(|d| d.get(i)) {
                 Some(Dim::Sym(m)) if m == name => 0,
