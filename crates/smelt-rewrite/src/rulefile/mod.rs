@@ -543,9 +543,13 @@ impl<'a> Parser<'a> {
         match parse_number(text) {
             Some(Attr::Int(i)) => Ok(i as f64),
             // re-parse as f64 so a literal keeps the precision it was written with
-            Some(Attr::Float(_)) => text
-                .parse::<f64>()
-                .or_else(|_| self.err_at(at, format!("bad number `{text}`"))),
+            // A literal that overflows to infinity would print as `inf`, which is no
+            // number in this format: refuse it here.
+            Some(Attr::Float(_)) => match text.parse::<f64>() {
+                Ok(v) if v.is_finite() => Ok(v),
+                Ok(_) => self.err_at(at, format!("number `{text}` is out of range")),
+                Err(_) => self.err_at(at, format!("bad number `{text}`")),
+            },
             _ => self.err_at(at, format!("bad number `{text}`")),
         }
     }
@@ -621,9 +625,13 @@ impl<'a> Parser<'a> {
     fn literal(&mut self) -> PResult<Attr> {
         let t = self.next();
         match &t.tok {
-            Tok::Num(n) => {
-                parse_number(n).map_or_else(|| self.err_at(&t, format!("bad number `{n}`")), Ok)
-            }
+            Tok::Num(n) => match parse_number(n) {
+                Some(Attr::Float(v)) if !v.is_finite() => {
+                    self.err_at(&t, format!("number `{n}` is out of range"))
+                }
+                Some(a) => Ok(a),
+                None => self.err_at(&t, format!("bad number `{n}`")),
+            },
             Tok::Str(s) => Ok(Attr::Str(s.clone())),
             Tok::Ident(w) if matches!(w.as_str(), "ints" | "floats" | "strs") => {
                 self.expect(Tok::Open('['), "`[`")?;
