@@ -9,14 +9,16 @@ use smelt_ir::{DType, Graph, IrResult, NodeId, OpKind, ValueId};
 
 use crate::calibrate::Blocks;
 
-/// The matmul activation inputs to quantize: `(node, slot)` of each use, by value.
-fn targets(g: &Graph) -> IrResult<HashMap<ValueId, Vec<(NodeId, usize)>>> {
+/// The matmul (and, with `conv`, Conv) activation inputs to quantize: `(node, slot)`
+/// of each use, by value.
+fn targets(g: &Graph, conv: bool) -> IrResult<HashMap<ValueId, Vec<(NodeId, usize)>>> {
     let mut out: HashMap<ValueId, Vec<(NodeId, usize)>> = HashMap::new();
     for n in g.topo_order()? {
         let node = g.node(n);
         let slots: &[usize] = match node.op {
             OpKind::MatMul => &[0, 1],
             OpKind::Gemm => &[0],
+            OpKind::Conv if conv => &[0],
             _ => continue,
         };
         for &slot in slots {
@@ -37,13 +39,17 @@ fn targets(g: &Graph) -> IrResult<HashMap<ValueId, Vec<(NodeId, usize)>>> {
 }
 
 /// The matmul activations to quantize and their blocks along the reduction axis.
+///
+/// A Conv input's channels are not its last axis, so it gets one scale for the whole
+/// tensor (a single block spanning the last axis).
 pub fn matmul_targets(
     g: &Graph,
     block: usize,
+    conv: bool,
     keep: &dyn Fn(NodeId) -> bool,
 ) -> IrResult<Vec<crate::qdq::Target>> {
     let mut out = vec![];
-    let mut by_value = targets(g)?.into_iter().collect::<Vec<_>>();
+    let mut by_value = targets(g, conv)?.into_iter().collect::<Vec<_>>();
     by_value.sort_by_key(|(v, _)| *v);
     for (v, uses) in by_value {
         let uses: Vec<(NodeId, usize)> = uses.into_iter().filter(|(n, _)| !keep(*n)).collect();
@@ -55,11 +61,16 @@ pub fn matmul_targets(
             continue;
         };
         let k = k as usize;
+        let into_conv = uses.iter().any(|(n, _)| g.node(*n).op == OpKind::Conv);
         out.push((
             v,
             Blocks {
                 width: k,
-                block: block.min(k).max(1),
+                block: if into_conv {
+                    k.max(1)
+                } else {
+                    block.min(k).max(1)
+                },
             },
             uses,
         ));

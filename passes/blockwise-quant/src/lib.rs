@@ -20,8 +20,9 @@
 //!   least squared error, `minmax` uses the block's extremes;
 //! - `calibrate`: how activation ranges are chosen from the calibration data: `max`
 //!   (default), `percentile` (99.99th) or `mse` ([`calibrate`]);
-//! - `ops`: which families to quantize, `+`-separated: `matmul` and `embedding`
-//!   (weights), `gelu` (table GELU), `softmax` (table exp, uint8 probabilities),
+//! - `ops`: which families to quantize, `+`-separated: `matmul`, `embedding` and
+//!   `conv` (weights; Conv weights in blocks along the input channels, Conv inputs
+//!   per tensor with `activations`), `gelu` (table GELU), `softmax` (table exp, uint8 probabilities),
 //!   `layernorm` (int8 LayerNorm inputs) and `residual` (int8 inputs of the residual
 //!   Adds), see [`nonlinear`]; all but `softmax` need calibration data. `gelu` matches
 //!   `Gelu` ops: run `simplify` (or `recognize`) first to fold the Erf form;
@@ -68,6 +69,8 @@ pub struct BlockwiseQuant {
     pub matmul: bool,
     /// Quantize Gather tables (embeddings).
     pub embedding: bool,
+    /// Quantize Conv weights (and, with `activations`, their inputs per tensor).
+    pub conv: bool,
     /// Choose each block's clipping by least squared error instead of its min/max.
     pub mse_search: bool,
     /// Quantize matmul activations to int8 with calibrated blockwise scales.
@@ -101,6 +104,7 @@ impl Default for BlockwiseQuant {
             symmetric: true,
             matmul: true,
             embedding: true,
+            conv: false,
             mse_search: true,
             activations: false,
             gelu: false,
@@ -168,7 +172,7 @@ pub fn register(reg: &mut PassRegistry) {
                 name: "ops",
                 kind: OptionKind::Str,
                 default: Some("matmul+embedding"),
-                help: "families to quantize, `+`-separated: matmul, embedding, gelu, softmax, layernorm, residual",
+                help: "families to quantize, `+`-separated: matmul, embedding, conv, gelu, softmax, layernorm, residual",
             },
             OptionSpec {
                 name: "act_block",
@@ -253,13 +257,14 @@ impl BlockwiseQuant {
             match family {
                 "matmul" => pass.matmul = true,
                 "embedding" => pass.embedding = true,
+                "conv" => pass.conv = true,
                 "gelu" => pass.gelu = true,
                 "softmax" => pass.softmax = true,
                 "layernorm" => pass.layernorm = true,
                 "residual" => pass.residual = true,
                 other => {
                     return Err(option_error(format!(
-                        "ops: unknown family `{other}` (known: matmul, embedding, gelu, softmax, layernorm, residual)"
+                        "ops: unknown family `{other}` (known: matmul, embedding, conv, gelu, softmax, layernorm, residual)"
                     )))
                 }
             }
@@ -277,6 +282,9 @@ impl BlockwiseQuant {
         bits: u8,
         hessian: Option<&[f64]>,
     ) -> IrResult<(Constant, usize)> {
+        if t.shape().len() != 2 {
+            return self.encode_nd(t, axis, bits);
+        }
         let [rows, cols] = t.shape() else {
             return Err(option_error("only 2-D weights are quantized"));
         };
@@ -324,6 +332,67 @@ impl BlockwiseQuant {
         let parts = self.parts(&q, vec![rows, cols], bits)?;
         Ok((
             Constant::encoded(DType::F32, vec![rows, cols], encoding, parts)?,
+            bytes,
+        ))
+    }
+
+    /// A weight of any rank, blocks along `axis`: each slice `[axis, inner]` for one
+    /// index of the outer axes is quantized as a 2-D matrix with blocks along its rows,
+    /// which lays the scales out as `[outer.., ⌈axis/block⌉, inner..]`, the encoding's
+    /// scale shape.
+    fn encode_nd(&self, t: &Tensor, axis: usize, bits: u8) -> IrResult<(Constant, usize)> {
+        let shape = t.shape().to_vec();
+        let Some(&along) = shape.get(axis) else {
+            return Err(option_error(format!(
+                "axis {axis} out of range for {shape:?}"
+            )));
+        };
+        let outer: usize = shape[..axis].iter().product();
+        let inner: usize = shape[axis + 1..].iter().product();
+        let values = t.to_vec::<f32>()?;
+        let mut q = Quantized {
+            codes: vec![],
+            scales: vec![],
+            zero_points: (!self.symmetric).then(Vec::new),
+            scale_shape: Granularity::Block {
+                axis,
+                size: self.block as u32,
+            }
+            .scale_shape(&shape),
+        };
+        for o in 0..outer {
+            let slice = &values[o * along * inner..(o + 1) * along * inner];
+            let part = quantize(
+                slice,
+                along,
+                inner,
+                0,
+                self.block,
+                bits,
+                self.symmetric,
+                self.scale,
+                self.mse_search,
+            );
+            q.codes.extend(part.codes);
+            q.scales.extend(part.scales);
+            if let (Some(z), Some(pz)) = (q.zero_points.as_mut(), part.zero_points) {
+                z.extend(pz);
+            }
+        }
+        let bytes = stored_bytes(&q, bits, self.scale);
+        let encoding = Encoding::BlockwiseInt {
+            bits,
+            signed: self.symmetric,
+            granularity: Granularity::Block {
+                axis,
+                size: self.block as u32,
+            },
+            scale: self.scale_kind(),
+            zero_point: !self.symmetric,
+        };
+        let parts = self.parts(&q, shape.clone(), bits)?;
+        Ok((
+            Constant::encoded(DType::F32, shape, encoding, parts)?,
             bytes,
         ))
     }
@@ -390,6 +459,8 @@ fn weight_slot(g: &Graph, node: smelt_ir::NodeId, pass: &BlockwiseQuant) -> Opti
         }
         // An embedding table [vocab, hidden] gathered by row: blocks along the hidden axis.
         OpKind::Gather if pass.embedding && n.attrs.int_or("axis", 0) == 0 => Some((0, 1)),
+        // A convolution weight [out, in/groups, k...]: blocks along the input channels.
+        OpKind::Conv if pass.conv => Some((1, 1)),
         _ => None,
     }
 }
@@ -437,7 +508,11 @@ impl Pass for BlockwiseQuant {
             let Some(t) = g.plain_constant(w).cloned() else {
                 continue;
             };
-            if t.dtype() != DType::F32 || t.shape().len() != 2 {
+            let rank_ok = match g.node(node).op {
+                OpKind::Conv => t.shape().len() >= 3,
+                _ => t.shape().len() == 2,
+            };
+            if t.dtype() != DType::F32 || !rank_ok {
                 continue;
             }
             let hessian = match g.node(node).op {
@@ -553,7 +628,7 @@ impl BlockwiseQuant {
         };
         let mut matmul_count = 0;
         if self.activations {
-            for (v, b, uses) in activations::matmul_targets(g, self.act_block, keep)? {
+            for (v, b, uses) in activations::matmul_targets(g, self.act_block, self.conv, keep)? {
                 if !table_outputs.contains(&v) {
                     matmul_count += 1;
                     add(v, b, uses);

@@ -394,7 +394,12 @@ impl Lowering<'_> {
     ) -> Result<Local, LowerError> {
         let g = self.graph;
         let (xb, xs) = self.shape(n, self.input(n, 0)?)?;
-        let (wb, ws) = self.shape(n, self.input(n, 1)?)?;
+        // The weight may be an encoded constant, decoded at each load.
+        let wv = self.input(n, 1)?;
+        let ws = match self.decoded.get(&wv) {
+            Some(d) => d.shape.clone(),
+            None => self.shape(n, wv)?.1,
+        };
         let r = xs.len();
         if r < 3 || ws.len() != r || vars.len() != r {
             return Err(node_err(g, n, "X, W and Y must all be [N, C, spatial...]"));
@@ -421,7 +426,6 @@ impl Lowering<'_> {
         self.check_spatial(n, &win)?;
         let xst = strides(&xs);
         let xst_sp = known(g, n, &xst[2..], "X strides")?;
-        let wst = strides(&ws);
         let t = g.ty(g.node(n).outputs[0]).dtype;
         let acc = kb.local(t);
         body.push(Stmt::Assign(acc, Expr::lit(0.0, t)));
@@ -441,20 +445,15 @@ impl Lowering<'_> {
             dynamic,
             offset,
         };
-        let mut w_terms = vec![(vars[1], wst[0].clone()), (cv, wst[1].clone())];
-        for (d, kv) in kvars.iter().enumerate() {
-            w_terms.push((*kv, wst[2 + d].clone()));
-        }
+        let mut w_coords = vec![Coord::Var(vars[1]), Coord::Var(cv)];
+        w_coords.extend(kvars.iter().map(|kv| Coord::Var(*kv)));
+        let w_load = self.load_value_at(n, wv, &w_coords)?;
         let update = Stmt::Assign(
             acc,
             Expr::binary(
                 BinaryOp::Add,
                 Expr::Local(acc),
-                Expr::binary(
-                    BinaryOp::Mul,
-                    Expr::Load(xb, xi),
-                    Expr::Load(wb, Index::affine(w_terms)),
-                ),
+                Expr::binary(BinaryOp::Mul, Expr::Load(xb, xi), w_load),
             ),
         );
         let inner = match cond {
