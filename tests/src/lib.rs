@@ -17,6 +17,25 @@ pub fn model_npy(rel: &str) -> smelt::Tensor {
     smelt::ir::npy::read_npy_file(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
+/// A shared model (path under [`models_dir`]) with `dims` bound, types inferred and the
+/// standard clean-up pipeline run: the graph the lowering and code-generation tests use.
+pub fn prepared_model(rel: &str, dims: &[(&str, u64)]) -> smelt::Graph {
+    let p = models_dir().join(rel);
+    let mut model =
+        smelt::Model::load(&p).unwrap_or_else(|e| panic!("loading {}: {e}", p.display()));
+    let map: std::collections::HashMap<String, u64> =
+        dims.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    model.graph.bind_dims(&map);
+    model.graph.infer_types().expect("infer");
+    smelt::Driver::new()
+        .run_pipeline(
+            &mut model.graph,
+            "fold-constants,canonicalize,simplify,cse,dce",
+        )
+        .expect("pipeline");
+    model.graph
+}
+
 /// The largest absolute difference between two f32 tensors of the same shape.
 pub fn max_abs_diff_f32(a: &smelt::Tensor, b: &smelt::Tensor) -> f32 {
     assert_eq!(a.shape(), b.shape());

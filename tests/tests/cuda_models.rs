@@ -7,31 +7,10 @@
 //! validated by `ptx_models.rs` either way.
 #![cfg(feature = "cuda")]
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-
 use smelt::gpu::{driver_available, GpuModel};
-use smelt::{Driver, Graph, Tensor};
+use smelt::Tensor;
 
-fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/models")
-        .join(rel)
-}
-
-fn prepared(path: &str, dims: &[(&str, u64)]) -> Graph {
-    let mut model = smelt::Model::load(shared(path)).expect("load");
-    let map: HashMap<String, u64> = dims.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    model.graph.bind_dims(&map);
-    model.graph.infer_types().expect("infer");
-    Driver::new()
-        .run_pipeline(
-            &mut model.graph,
-            "fold-constants,canonicalize,simplify,cse,dce",
-        )
-        .expect("pipeline");
-    model.graph
-}
+use smelt_tests::prepared_model as prepared;
 
 /// Token ids, mask and type ids for batch 1 × `seq`.
 fn minilm_inputs(seq: usize) -> Vec<(&'static str, Tensor)> {

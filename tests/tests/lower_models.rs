@@ -2,30 +2,11 @@
 //! lowered program (run by the reference evaluator) matches the graph interpreter.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use smelt::lower::{eval, lower, plan_memory};
-use smelt::{Driver, Graph, Tensor};
+use smelt::Tensor;
 
-fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/models")
-        .join(rel)
-}
-
-fn prepared(path: &str, dims: &[(&str, u64)]) -> Graph {
-    let mut model = smelt::Model::load(shared(path)).expect("load");
-    let map: HashMap<String, u64> = dims.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    model.graph.bind_dims(&map);
-    model.graph.infer_types().expect("infer");
-    Driver::new()
-        .run_pipeline(
-            &mut model.graph,
-            "fold-constants,canonicalize,simplify,cse,dce",
-        )
-        .expect("pipeline");
-    model.graph
-}
+use smelt_tests::prepared_model as prepared;
 
 #[test]
 fn minilm_lowers_and_matches_the_interpreter() {

@@ -8,33 +8,13 @@
 //! passes (the PTX is still produced). Needs the `llvm` feature (LLVM 19).
 #![cfg(feature = "llvm")]
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 
 use smelt::codegen_llvm::{compile_ptx, gpu_launches, launch_manifest, GpuSchedule};
 use smelt::lower::lower;
-use smelt::{Driver, Graph};
 
-fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/models")
-        .join(rel)
-}
-
-fn prepared(path: &str, dims: &[(&str, u64)]) -> Graph {
-    let mut model = smelt::Model::load(shared(path)).expect("load");
-    let map: HashMap<String, u64> = dims.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    model.graph.bind_dims(&map);
-    model.graph.infer_types().expect("infer");
-    Driver::new()
-        .run_pipeline(
-            &mut model.graph,
-            "fold-constants,canonicalize,simplify,cse,dce",
-        )
-        .expect("pipeline");
-    model.graph
-}
+use smelt_tests::prepared_model as prepared;
 
 /// The `ptxas` binary, if one is available.
 fn ptxas() -> Option<PathBuf> {

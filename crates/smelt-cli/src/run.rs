@@ -102,13 +102,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let outputs = compiled.run(&named)?;
     let first_ms = t0.elapsed().as_secs_f64() * 1e3;
     if a.repeat > 1 {
-        let mut times = Vec::with_capacity(a.repeat);
-        for _ in 0..a.repeat {
-            let t = std::time::Instant::now();
-            compiled.run(&named)?;
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        times.sort_by(f64::total_cmp);
+        let times = sorted_times_ms(a.repeat, || compiled.run(&named).map(drop))?;
         let p90 = times[(times.len() * 9 / 10).min(times.len() - 1)];
         eprintln!(
             "{}: median {:.2} ms, p90 {p90:.2} ms over {} runs",
@@ -120,6 +114,18 @@ pub fn run(a: RunArgs) -> Result<()> {
         eprintln!("ran in {first_ms:.1} ms ({})", backend);
     }
     write_outputs(&outputs, a.output_dir.as_deref())
+}
+
+/// Wall times of `runs` calls of `f`, in ms, sorted.
+fn sorted_times_ms(runs: usize, mut f: impl FnMut() -> smelt::Result<()>) -> Result<Vec<f64>> {
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = std::time::Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times)
 }
 
 /// Prints each output's preview and writes it to `dir/<name>.npy` when asked.
@@ -153,13 +159,7 @@ fn run_cuda(
         gpu.device().unwrap_or_default()
     );
     if repeat > 1 {
-        let mut times = Vec::with_capacity(repeat);
-        for _ in 0..repeat {
-            let t = std::time::Instant::now();
-            gpu.run(named)?;
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        times.sort_by(f64::total_cmp);
+        let times = sorted_times_ms(repeat, || gpu.run(named).map(drop))?;
         eprintln!(
             "cuda: median {:.3} ms over {} runs (inputs and outputs copied each run)",
             times[times.len() / 2],

@@ -242,7 +242,6 @@ pub fn replace_softmax(g: &mut Graph, node: NodeId) -> IrResult<ValueId> {
     let out = g.node(node).outputs[0];
     let name = g.value(out).name.clone();
     let ty = g.ty(x).clone();
-    let rank = ty.dims().map_or(0, |d| d.len());
     let mut row_shape = ty.dims().map(|d| d.to_vec()).unwrap_or_default();
     if let Some(last) = row_shape.last_mut() {
         *last = smelt_ir::Dim::Known(1);
@@ -320,7 +319,6 @@ pub fn replace_softmax(g: &mut Graph, node: NodeId) -> IrResult<ValueId> {
         &format!("{name}.p_dq"),
         ty,
     )?;
-    let _ = rank;
     g.replace_all_uses(out, y);
     g.remove_node(node)?;
     Ok(y)

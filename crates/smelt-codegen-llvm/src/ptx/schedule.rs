@@ -136,7 +136,7 @@ pub fn gpu_launches(program: &KernelProgram, point_block: u32) -> Vec<GpuLaunch>
                     [TILE_THREADS, TILE_THREADS, 1],
                     shared as u32,
                 )
-            } else if warp_plan(program, k).is_some() {
+            } else if warp_plan(k).is_some() {
                 (
                     GpuSchedule::WarpPerPoint,
                     [
@@ -287,8 +287,7 @@ pub(crate) struct WarpPlan {
 /// top-level loop can be split across lanes: each reduce loop carries only
 /// accumulators `t = t op e` (op `+`, `max` or `min`, `t` f32 or i32), and no local a
 /// top-level loop assigns otherwise is read after it.
-pub(crate) fn warp_plan(program: &KernelProgram, kernel: &Kernel) -> Option<WarpPlan> {
-    let _ = program;
+pub(crate) fn warp_plan(kernel: &Kernel) -> Option<WarpPlan> {
     let mut reductions = HashMap::new();
     for (i, s) in kernel.body.iter().enumerate() {
         let Stmt::Loop { reduce, body, .. } = s else {

@@ -14,7 +14,6 @@ use inkwell::context::Context;
 use inkwell::module::{Linkage, Module};
 use inkwell::values::{FloatValue, IntValue, PointerValue};
 use inkwell::{AddressSpace, IntPredicate};
-use smelt_ir::DType;
 use smelt_lower::{Kernel, KernelProgram};
 
 use super::schedule::{gpu_matmul, A_PAD, TILE, TILE_K, TILE_THREADS};
@@ -213,8 +212,8 @@ fn stage<'ctx>(
     let f32t = g.e.cx.f32_type();
     g.e.b.build_store(staged, f32t.const_zero()).map_err(ll)?;
     g.when(ok, &mut |g| {
+        // The operand is f32 (`gpu_matmul` checks it).
         let v = value(g)?;
-        let v = g.e.convert(v, DType::F32, DType::F32)?;
         g.e.b.build_store(staged, v).map_err(ll)?;
         Ok(())
     })?;

@@ -27,7 +27,7 @@ pub(super) fn emit<'ctx>(
     program: &KernelProgram,
     kernel: &Kernel,
 ) -> R<()> {
-    let plan = warp_plan(program, kernel).ok_or_else(|| CodegenError::Unsupported {
+    let plan = warp_plan(kernel).ok_or_else(|| CodegenError::Unsupported {
         kernel: kernel.name.clone(),
         message: "not a warp-per-point kernel".into(),
     })?;
